@@ -181,3 +181,19 @@ func DecodeString(ret []byte) (string, error) {
 	}
 	return string(ret[o+32 : o+32+n.v.Uint64()]), nil
 }
+
+var claimDomain = []byte("quid/claim/eip3009/v1")
+
+// ClaimKey returns the key that identifies an authorization for replay protection: a hash of
+// (chain id, asset, from, nonce), the tuple the token itself uses to refuse a second use.
+func (a *Authorization) ClaimKey(chainID uint64, asset common.Address) [32]byte {
+	buf := make([]byte, 0, len(claimDomain)+8+20+20+32)
+	buf = append(buf, claimDomain...)
+	buf = binary.BigEndian.AppendUint64(buf, chainID)
+	buf = append(buf, asset[:]...)
+	buf = append(buf, a.From[:]...)
+	buf = append(buf, a.Nonce[:]...)
+	var k [32]byte
+	keccak(&k, buf)
+	return k
+}

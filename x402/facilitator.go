@@ -59,9 +59,13 @@ func DecodeFacilitatorRequest(body []byte) (*PaymentPayload, PaymentRequirements
 }
 
 // EncodeFacilitatorRequest writes the body of POST /verify or /settle for a payload in the v2
-// form. A version 1 payload is written back in v1 form, with the requirements of resource.
-func EncodeFacilitatorRequest(p *PaymentPayload, r PaymentRequirements, resource ResourceInfo) ([]byte, error) {
+// form. A version 1 payload is written back in v1 form, its requirements describing p.Resource.
+func EncodeFacilitatorRequest(p *PaymentPayload, r PaymentRequirements) ([]byte, error) {
 	if p.X402Version == V1 {
+		var resource ResourceInfo
+		if p.Resource != nil {
+			resource = *p.Resource
+		}
 		r1, ok := r.ToV1(resource)
 		if !ok {
 			return nil, malformed(ReasonInvalidNetwork, "network has no v1 name")

@@ -1,0 +1,131 @@
+package facilitator
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/quidpay/quid/store"
+	"github.com/quidpay/quid/x402"
+)
+
+// Config configures a Facilitator. Zero values take the documented defaults.
+type Config struct {
+	// Chain is the JSON-RPC endpoint of the network payments settle on. Required.
+	Chain Chain
+	// ChainID is Chain's chain id; payments for other networks are refused. Required.
+	ChainID uint64
+	// Relayer signs the settlement transactions and pays their gas. Required.
+	Relayer *ecdsa.PrivateKey
+	// Claims records which authorizations have been settled, so none is broadcast twice.
+	// Default: in memory.
+	Claims store.Claims
+	// Now is the clock for validity windows. Default: time.Now.
+	Now func() time.Time
+	// ReceiptTimeout bounds the wait for a settlement's receipt; past it the settlement is
+	// reported as settlement_pending with its transaction hash. Default: 30s.
+	ReceiptTimeout time.Duration
+	// ClockSkew is how far validBefore may exceed now + maxTimeoutSeconds. Default: 30s.
+	ClockSkew time.Duration
+	// MaxGas caps the gas of one settlement transaction, so a hostile asset cannot make the
+	// relayer pay for unbounded work. Default: 250,000.
+	MaxGas uint64
+	// Logger receives operational events. It is never given keys or signatures. Default: none.
+	Logger *slog.Logger
+}
+
+// Facilitator verifies and settles x402 exact payments on one EVM chain. It is safe for
+// concurrent use.
+type Facilitator struct {
+	cfg     Config
+	network x402.Network
+	relayer *relayer
+	log     *slog.Logger
+
+	mu          sync.Mutex
+	settlements map[store.Key]*settlement
+}
+
+// Defaults of Config.
+const (
+	DefaultReceiptTimeout = 30 * time.Second
+	DefaultClockSkew      = 30 * time.Second
+	DefaultMaxGas         = 250_000
+	// validBeforeMargin is the least time an authorization must have left: a transaction sent
+	// now needs a block or two to land, and the token checks validBefore at inclusion.
+	validBeforeMargin = 6 * time.Second
+)
+
+// New returns a Facilitator for cfg.
+func New(cfg Config) (*Facilitator, error) {
+	if cfg.Chain == nil || cfg.ChainID == 0 || cfg.Relayer == nil {
+		return nil, errors.New("facilitator: Chain, ChainID and Relayer are required")
+	}
+	if cfg.Claims == nil {
+		cfg.Claims = &store.MemoryClaims{Now: cfg.Now}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ReceiptTimeout <= 0 {
+		cfg.ReceiptTimeout = DefaultReceiptTimeout
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = DefaultClockSkew
+	}
+	if cfg.MaxGas == 0 {
+		cfg.MaxGas = DefaultMaxGas
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Facilitator{
+		cfg:         cfg,
+		network:     x402.EIP155(cfg.ChainID),
+		relayer:     newRelayer(cfg.Chain, cfg.ChainID, cfg.Relayer),
+		log:         log,
+		settlements: make(map[store.Key]*settlement),
+	}, nil
+}
+
+// Network returns the network the facilitator settles on.
+func (f *Facilitator) Network() x402.Network { return f.network }
+
+// Relayer returns the address that sends settlement transactions.
+func (f *Facilitator) Relayer() common.Address { return f.relayer.addr }
+
+// Supported lists what the facilitator verifies and settles.
+func (f *Facilitator) Supported(context.Context) (*x402.SupportedResponse, error) {
+	kinds := []x402.SupportedKind{{X402Version: x402.V2, Scheme: x402.SchemeExact, Network: f.network}}
+	if name, ok := f.network.V1Name(); ok {
+		kinds = append(kinds, x402.SupportedKind{X402Version: x402.V1, Scheme: x402.SchemeExact, Network: x402.Network(name)})
+	}
+	return &x402.SupportedResponse{
+		Kinds:      kinds,
+		Extensions: []string{},
+		Signers:    map[string][]string{"eip155:*": {f.relayer.addr.Hex()}},
+	}, nil
+}
+
+// Verify checks a payment against the seller's requirements without moving value. An invalid
+// payment is a response with IsValid false and the protocol's reason; an error (wrapping
+// ErrUnavailable) means the chain could not be asked and nothing was decided.
+func (f *Facilitator) Verify(ctx context.Context, p *x402.PaymentPayload, req x402.PaymentRequirements) (*x402.VerifyResponse, error) {
+	pay, perr, err := f.verify(ctx, p, req, true)
+	if err != nil {
+		return nil, err
+	}
+	if perr != nil {
+		return &x402.VerifyResponse{IsValid: false, InvalidReason: perr.Reason, InvalidMessage: perr.Message, Payer: pay.payer()}, nil
+	}
+	return &x402.VerifyResponse{IsValid: true, Payer: pay.payer()}, nil
+}
+
+func (f *Facilitator) now() time.Time { return f.cfg.Now() }

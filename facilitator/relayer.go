@@ -1,0 +1,77 @@
+package facilitator
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"math/big"
+	"sync"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+)
+
+// relayer sends transactions from one key with one nonce sequence. Sends are serialized: two
+// concurrent settlements reading the same pending nonce is the classic relayer bug
+// ("nonce too low", "replacement transaction underpriced").
+type relayer struct {
+	chain  Chain
+	key    *ecdsa.PrivateKey
+	addr   common.Address
+	signer types.Signer
+
+	mu     sync.Mutex
+	nonce  uint64
+	seeded bool
+}
+
+func newRelayer(chain Chain, chainID uint64, key *ecdsa.PrivateKey) *relayer {
+	return &relayer{
+		chain:  chain,
+		key:    key,
+		addr:   crypto.PubkeyToAddress(key.PublicKey),
+		signer: types.LatestSignerForChainID(new(big.Int).SetUint64(chainID)),
+	}
+}
+
+// send signs and broadcasts a call. It returns the transaction hash whenever a transaction was
+// signed, even with an error: if the error is not a rejection by the node, the transaction may
+// still have been accepted, and its hash is how the outcome is found later.
+func (r *relayer) send(ctx context.Context, to common.Address, data []byte, gas uint64) (common.Hash, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.seeded {
+		n, err := r.chain.PendingNonceAt(ctx, r.addr)
+		if err != nil {
+			return common.Hash{}, err
+		}
+		r.nonce, r.seeded = n, true
+	}
+	tip, err := r.chain.SuggestGasTipCap(ctx)
+	if err != nil {
+		return common.Hash{}, err
+	}
+	head, err := r.chain.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return common.Hash{}, err
+	}
+	feeCap := new(big.Int).Add(tip, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
+	tx, err := types.SignNewTx(r.key, r.signer, &types.DynamicFeeTx{
+		Nonce:     r.nonce,
+		GasTipCap: tip,
+		GasFeeCap: feeCap,
+		Gas:       gas,
+		To:        &to,
+		Data:      data,
+	})
+	if err != nil {
+		return common.Hash{}, err
+	}
+	if err := r.chain.SendTransaction(ctx, tx); err != nil {
+		// Whatever happened, the chain's pending count is the truth for the next send.
+		r.seeded = false
+		return tx.Hash(), err
+	}
+	r.nonce++
+	return tx.Hash(), nil
+}

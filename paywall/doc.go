@@ -1,0 +1,8 @@
+// Package paywall is the seller's side of quid: HTTP middleware that puts a price on a route,
+// answers unpaid requests with 402 and the terms of every rail it accepts, verifies what comes
+// back, claims it so it is used once, and serves only what is paid.
+//
+// By default the handler's response is buffered and written only after settlement succeeds; a
+// handler answering 400 or above is passed through and nothing is charged. The paywall never
+// trusts terms sent by a buyer: requirements are rebuilt from the route on every request.
+package paywall

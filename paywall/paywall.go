@@ -1,0 +1,330 @@
+package paywall
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/store"
+	"github.com/quidpay/quid/x402"
+)
+
+// Facilitator verifies and settles x402 payments. *facilitator.Facilitator (in process) and
+// *facilitator.Client (over HTTP) both have these methods. Invalid payments are answers with a
+// reason; errors mean the facilitator could not decide.
+type Facilitator interface {
+	Verify(ctx context.Context, p *x402.PaymentPayload, r x402.PaymentRequirements) (*x402.VerifyResponse, error)
+	Settle(ctx context.Context, p *x402.PaymentPayload, r x402.PaymentRequirements) (*x402.SettleResponse, error)
+}
+
+// Config configures a Paywall. Zero values take the documented defaults.
+type Config struct {
+	// Facilitator verifies and settles x402 payments. Required.
+	Facilitator Facilitator
+	// ChainID is the EVM chain payments are made on. Required.
+	ChainID uint64
+	// PayTo receives the payments. Required.
+	PayTo common.Address
+	// Assets resolves "$" prices and atomic prices to trusted tokens. Default:
+	// evm.DefaultRegistry().
+	Assets *evm.Registry
+	// Claims makes each payment single-use across requests (and across instances, when shared).
+	// Default: in memory.
+	Claims store.Claims
+	// MaxTimeout is the maxTimeoutSeconds offered to buyers: how long their authorization stays
+	// valid. Default: 60s.
+	MaxTimeout time.Duration
+	// V1Body makes the 402 body the x402 version 1 form, for legacy clients that read only the
+	// body. The PAYMENT-REQUIRED header is sent either way.
+	V1Body bool
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Logger receives one event per payment decision. Default: none.
+	Logger *slog.Logger
+}
+
+// Route is what one protected route charges.
+type Route struct {
+	// Price is "$0.01" (the chain's default dollar stablecoin) or "<atomic units> <asset address>".
+	Price string
+	// Description and MimeType describe the resource to buyers before they pay.
+	Description string
+	MimeType    string
+	// Settle chooses when value moves. Default: SettleAfter.
+	Settle SettleMode
+}
+
+// SettleMode chooses when a route's payment is settled.
+type SettleMode int
+
+const (
+	// SettleAfter runs the handler with its response buffered, settles if the handler succeeded
+	// (status below 400), and writes the response only once settlement succeeded.
+	SettleAfter SettleMode = iota
+	// SettleBefore settles before the handler runs, for handlers whose side effects must not
+	// happen unpaid. The handler streams its response directly.
+	SettleBefore
+)
+
+// Paywall charges for routes. It is safe for concurrent use.
+type Paywall struct {
+	cfg   Config
+	rails []Rail
+	log   *slog.Logger
+}
+
+// New returns a Paywall accepting x402 exact payments on cfg.ChainID.
+func New(cfg Config) (*Paywall, error) {
+	if cfg.Facilitator == nil || cfg.ChainID == 0 || cfg.PayTo == (common.Address{}) {
+		return nil, errors.New("paywall: Facilitator, ChainID and PayTo are required")
+	}
+	if cfg.Assets == nil {
+		cfg.Assets = evm.DefaultRegistry()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Claims == nil {
+		cfg.Claims = &store.MemoryClaims{Now: cfg.Now}
+	}
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = 60 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p := &Paywall{cfg: cfg, log: log}
+	p.rails = []Rail{&x402Rail{cfg: &p.cfg}}
+	return p, nil
+}
+
+// Middleware returns middleware that charges route's price for every request it wraps.
+func Middleware(cfg Config, route Route) (func(http.Handler) http.Handler, error) {
+	p, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.Charge(route)
+}
+
+// Charge returns middleware that charges route's price. The price is read once, here.
+func (p *Paywall) Charge(route Route) (func(http.Handler) http.Handler, error) {
+	asset, amount, err := p.cfg.Assets.ParsePrice(p.cfg.ChainID, route.Price)
+	if err != nil {
+		return nil, fmt.Errorf("paywall: route price: %w", err)
+	}
+	if amount.IsZero() {
+		return nil, errors.New("paywall: route price is zero; leave free routes unwrapped")
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			charge := &Charge{
+				Asset:      asset,
+				Amount:     amount,
+				Resource:   x402.ResourceInfo{URL: resourceURL(r), Description: route.Description, MimeType: route.MimeType},
+				MaxTimeout: p.cfg.MaxTimeout,
+			}
+			p.serve(w, r, next, route.Settle, charge)
+		})
+	}, nil
+}
+
+func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handler, mode SettleMode, charge *Charge) {
+	ctx := r.Context()
+	exposeHeaders(w.Header())
+	pay, err := p.authorize(ctx, r, charge)
+	if err != nil {
+		p.refuse(w, r, charge, err)
+		return
+	}
+	claimed, err := p.cfg.Claims.Claim(ctx, pay.Key(), pay.Expires())
+	if err != nil {
+		p.refuse(w, r, charge, fmt.Errorf("%w: claim store: %v", ErrUnavailable, err))
+		return
+	}
+	if !claimed {
+		p.log.Warn("payment replayed", "payer", pay.Payer(), "url", charge.Resource.URL)
+		p.refuse(w, r, charge, ErrReplayed)
+		return
+	}
+
+	if mode == SettleBefore {
+		receipt, ok := p.settle(w, r, charge, pay)
+		if !ok {
+			return
+		}
+		paidHeaders(w.Header(), receipt)
+		next.ServeHTTP(w, r)
+		return
+	}
+
+	buf := newBufferedWriter()
+	next.ServeHTTP(buf, r)
+	if buf.status >= 400 {
+		// The handler refused; nothing is charged and the authorization may be used again.
+		if err := p.cfg.Claims.Release(ctx, pay.Key()); err != nil {
+			p.log.Warn("releasing claim", "err", err)
+		}
+		buf.writeTo(w)
+		return
+	}
+	receipt, ok := p.settle(w, r, charge, pay)
+	if !ok {
+		return
+	}
+	paidHeaders(buf.header, receipt)
+	buf.writeTo(w)
+}
+
+// settle settles pay and, when it did not succeed, answers the request itself.
+func (p *Paywall) settle(w http.ResponseWriter, r *http.Request, charge *Charge, pay Payment) (*Receipt, bool) {
+	receipt, err := pay.Settle(r.Context())
+	if err != nil {
+		// Outcome unknown: the claim stays, so the same payment cannot be used again here.
+		p.log.Error("settlement outcome unknown", "payer", pay.Payer(), "err", err)
+		p.refuse(w, r, charge, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		return nil, false
+	}
+	if !receipt.Settled {
+		p.log.Warn("settlement failed", "payer", pay.Payer(), "reason", receipt.Reason, "tx", receipt.Transaction)
+		copyHeader(w.Header(), receipt.Header)
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSONError(w, http.StatusPaymentRequired, receipt.Reason)
+		return nil, false
+	}
+	p.log.Info("paid", "payer", pay.Payer(), "url", charge.Resource.URL, "amount", charge.Asset.Format(charge.Amount), "tx", receipt.Transaction)
+	return receipt, true
+}
+
+func (p *Paywall) authorize(ctx context.Context, r *http.Request, charge *Charge) (Payment, error) {
+	for _, rail := range p.rails {
+		pay, err := rail.Authorize(ctx, r, charge)
+		if errors.Is(err, ErrNoCredential) {
+			continue
+		}
+		return pay, err
+	}
+	return nil, ErrNoCredential
+}
+
+// refuse answers a request that will not be served: 402 with every rail's terms when the buyer
+// can still pay, 503 when a payment service could not be asked. This is the one place refusals
+// are rendered.
+func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, charge *Charge, cause error) {
+	if errors.Is(cause, ErrUnavailable) {
+		p.log.Error("payment service unavailable", "err", cause)
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSONError(w, http.StatusServiceUnavailable, "payment service unavailable")
+		return
+	}
+	if errors.Is(cause, ErrNoCredential) {
+		cause = nil
+	}
+	ch := &Challenge{Header: http.Header{}}
+	for _, rail := range p.rails {
+		if err := rail.Offer(r, charge, cause, ch); err != nil {
+			p.log.Error("building 402", "err", err)
+			writeJSONError(w, http.StatusInternalServerError, "cannot build payment requirements")
+			return
+		}
+	}
+	copyHeader(w.Header(), ch.Header)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	body := ch.Body
+	if body == nil {
+		body = []byte("{}")
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusPaymentRequired)
+	w.Write(body)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	b, _ := x402.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// paidHeaders marks a paid response: the rail's receipt headers, and no shared caching, since a
+// cache would hand paid content to the next, unpaying, client.
+func paidHeaders(h http.Header, receipt *Receipt) {
+	copyHeader(h, receipt.Header)
+	h.Set("Cache-Control", "private")
+	h.Add("Vary", "PAYMENT-SIGNATURE, X-PAYMENT")
+	exposeHeaders(h)
+}
+
+// exposeHeaders lets browser clients read the payment headers across origins.
+func exposeHeaders(h http.Header) {
+	h.Set("Access-Control-Expose-Headers", "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE")
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, vs := range src {
+		dst[k] = append([]string(nil), vs...)
+	}
+}
+
+// resourceURL is the URL the buyer asked for, as the buyer addressed it.
+func resourceURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.RequestURI()
+}
+
+// bufferedWriter holds a handler's response until the paywall decides to release it.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func newBufferedWriter() *bufferedWriter { return &bufferedWriter{header: http.Header{}} }
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+
+func (b *bufferedWriter) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func (b *bufferedWriter) writeTo(w http.ResponseWriter) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	dst := w.Header()
+	for k, vs := range b.header {
+		dst[k] = vs
+	}
+	if dst.Get("Content-Length") == "" && dst.Get("Transfer-Encoding") == "" {
+		dst.Set("Content-Length", strconv.Itoa(b.body.Len()))
+	}
+	w.WriteHeader(b.status)
+	w.Write(b.body.Bytes())
+}

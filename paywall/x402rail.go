@@ -1,0 +1,169 @@
+package paywall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/store"
+	"github.com/quidpay/quid/x402"
+)
+
+// x402Rail accepts x402 exact payments (v2 PAYMENT-SIGNATURE and v1 X-PAYMENT) through a
+// facilitator.
+type x402Rail struct {
+	cfg *Config
+}
+
+var _ Rail = (*x402Rail)(nil)
+
+// requirements rebuilds the route's terms. They are deterministic, so the buyer's retry matches
+// the 402 it was answered with.
+func (x *x402Rail) requirements(charge *Charge) x402.PaymentRequirements {
+	extra := x402.Object{}
+	extra.SetString("name", charge.Asset.Name)
+	extra.SetString("version", charge.Asset.Version)
+	return x402.PaymentRequirements{
+		Scheme:            x402.SchemeExact,
+		Network:           x402.EIP155(x.cfg.ChainID),
+		Amount:            charge.Amount.String(),
+		Asset:             charge.Asset.Address.Hex(),
+		PayTo:             x.cfg.PayTo.Hex(),
+		MaxTimeoutSeconds: int64(charge.MaxTimeout / time.Second),
+		Extra:             extra,
+	}
+}
+
+// Offer implements Rail: the PAYMENT-REQUIRED header, mirrored in the body.
+func (x *x402Rail) Offer(r *http.Request, charge *Charge, cause error, ch *Challenge) error {
+	req := x.requirements(charge)
+	pr := x402.PaymentRequired{
+		X402Version: x402.V2,
+		Error:       string(reasonFor(cause)),
+		Resource:    &charge.Resource,
+		Accepts:     []x402.PaymentRequirements{req},
+	}
+	header, err := x402.EncodeHeader(pr)
+	if err != nil {
+		return err
+	}
+	ch.Header.Set(x402.HeaderPaymentRequired, header)
+	if ch.Body != nil {
+		return nil
+	}
+	if x.cfg.V1Body {
+		v1, ok := req.ToV1(charge.Resource)
+		if !ok {
+			return fmt.Errorf("network %s has no x402 v1 name", req.Network)
+		}
+		errText := x402.V1ErrorPaymentRequired
+		if cause != nil {
+			errText = string(reasonFor(cause))
+		}
+		ch.Body, err = x402.Marshal(x402.V1PaymentRequired{X402Version: x402.V1, Error: errText, Accepts: []x402.V1Requirements{v1}})
+		return err
+	}
+	ch.Body, err = x402.Marshal(pr)
+	return err
+}
+
+// reasonFor words a refusal in x402 reason strings.
+func reasonFor(cause error) x402.Reason {
+	var xe *x402.Error
+	switch {
+	case cause == nil:
+		return x402.ReasonPaymentRequired
+	case errors.As(cause, &xe):
+		return xe.Reason
+	case errors.Is(cause, ErrReplayed):
+		return x402.ReasonExactNonceUsed
+	}
+	return x402.ReasonPaymentRequired
+}
+
+// Authorize implements Rail.
+func (x *x402Rail) Authorize(ctx context.Context, r *http.Request, charge *Charge) (Payment, error) {
+	var p *x402.PaymentPayload
+	var err error
+	if h := r.Header.Get(x402.HeaderPaymentSignature); h != "" {
+		p, err = x402.DecodePaymentSignature(h)
+	} else if h := r.Header.Get(x402.HeaderPaymentV1); h != "" {
+		p, err = x402.DecodeXPayment(h)
+		if err == nil {
+			p.Resource = &charge.Resource
+		}
+	} else {
+		return nil, ErrNoCredential
+	}
+	if err != nil {
+		return nil, err
+	}
+	req := x.requirements(charge)
+	if !x402.Match(p.X402Version, req, *p.Accepted) {
+		return nil, &x402.Error{Reason: x402.ReasonNoMatch}
+	}
+	ex, err := p.ExactEVM()
+	if err != nil {
+		return nil, err
+	}
+	auth, err := evm.ParseAuthorization(ex.Authorization)
+	if err != nil {
+		return nil, &x402.Error{Reason: x402.ReasonExactPayload, Message: err.Error()}
+	}
+	v, err := x.cfg.Facilitator.Verify(ctx, p, req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: verify: %v", ErrUnavailable, err)
+	}
+	if !v.IsValid {
+		return nil, &x402.Error{Reason: v.InvalidReason, Message: v.InvalidMessage}
+	}
+	return &x402Payment{
+		rail:    x,
+		payload: p,
+		req:     req,
+		key:     store.Key(auth.ClaimKey(x.cfg.ChainID, charge.Asset.Address)),
+		expires: time.Unix(int64(min(auth.ValidBefore, 1<<62)), 0),
+		payer:   auth.From.Hex(),
+	}, nil
+}
+
+type x402Payment struct {
+	rail    *x402Rail
+	payload *x402.PaymentPayload
+	req     x402.PaymentRequirements
+	key     store.Key
+	expires time.Time
+	payer   string
+}
+
+func (p *x402Payment) Key() store.Key     { return p.key }
+func (p *x402Payment) Expires() time.Time { return p.expires }
+func (p *x402Payment) Payer() string      { return p.payer }
+
+// Settle implements Payment. The receipt header is PAYMENT-RESPONSE for v2 buyers and
+// X-PAYMENT-RESPONSE for v1 buyers.
+func (p *x402Payment) Settle(ctx context.Context) (*Receipt, error) {
+	s, err := p.rail.cfg.Facilitator.Settle(ctx, p.payload, p.req)
+	if err != nil {
+		return nil, err
+	}
+	name := x402.HeaderPaymentResponse
+	if p.payload.X402Version == x402.V1 {
+		name = x402.HeaderPaymentV1Response
+	}
+	value, err := x402.EncodeHeader(s)
+	if err != nil {
+		return nil, err
+	}
+	receipt := &Receipt{
+		Settled:     s.Success,
+		Transaction: s.Transaction,
+		Reason:      string(s.ErrorReason),
+		Header:      http.Header{},
+	}
+	receipt.Header.Set(name, value)
+	return receipt, nil
+}
