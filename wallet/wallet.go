@@ -195,8 +195,7 @@ type choice struct {
 
 // choose picks the cheapest option the wallet can pay within its maximum.
 func (w *Wallet) choose(o *offer) (*choice, error) {
-	var best *choice
-	overMax := false
+	var best, cheapestOver *choice
 	for i, r := range o.required.Accepts {
 		c, ok := w.payable(r)
 		if !ok {
@@ -207,7 +206,9 @@ func (w *Wallet) choose(o *offer) (*choice, error) {
 			return nil, fmt.Errorf("wallet: Max %q: %w", w.cfg.Max, err)
 		}
 		if c.amount.Cmp(max) > 0 {
-			overMax = true
+			if cheapestOver == nil || c.amount.Cmp(cheapestOver.amount) < 0 {
+				cheapestOver = c
+			}
 			continue
 		}
 		c.index = i
@@ -216,8 +217,8 @@ func (w *Wallet) choose(o *offer) (*choice, error) {
 		}
 	}
 	if best == nil {
-		if overMax {
-			return nil, ErrOverMax
+		if cheapestOver != nil {
+			return nil, fmt.Errorf("%w: asked %s, limit %s", ErrOverMax, cheapestOver.asset.Format(cheapestOver.amount), w.cfg.Max)
 		}
 		return nil, ErrNoPayableOption
 	}
