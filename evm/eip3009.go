@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -59,22 +60,22 @@ func ParseAuthorization(w x402.ExactEVMAuthorization) (Authorization, error) {
 	var a Authorization
 	var err error
 	if a.From, err = ParseAddress(w.From); err != nil {
-		return a, errors.New("authorization.from: " + err.Error())
+		return a, fmt.Errorf("authorization.from: %w", err)
 	}
 	if a.To, err = ParseAddress(w.To); err != nil {
-		return a, errors.New("authorization.to: " + err.Error())
+		return a, fmt.Errorf("authorization.to: %w", err)
 	}
 	if a.Value, err = ParseAmount(w.Value); err != nil {
-		return a, errors.New("authorization.value: " + err.Error())
+		return a, fmt.Errorf("authorization.value: %w", err)
 	}
 	if a.ValidAfter, err = parseTime(w.ValidAfter); err != nil {
-		return a, errors.New("authorization.validAfter: " + err.Error())
+		return a, fmt.Errorf("authorization.validAfter: %w", err)
 	}
 	if a.ValidBefore, err = parseTime(w.ValidBefore); err != nil {
-		return a, errors.New("authorization.validBefore: " + err.Error())
+		return a, fmt.Errorf("authorization.validBefore: %w", err)
 	}
 	if a.Nonce, err = ParseNonce(w.Nonce); err != nil {
-		return a, errors.New("authorization.nonce: " + err.Error())
+		return a, fmt.Errorf("authorization.nonce: %w", err)
 	}
 	return a, nil
 }
@@ -197,3 +198,6 @@ func (a *Authorization) ClaimKey(chainID uint64, asset common.Address) [32]byte 
 	keccak(&k, buf)
 	return k
 }
+
+// AuthorizationUsedTopic is the topic of EIP-3009's AuthorizationUsed(authorizer, nonce) event.
+var AuthorizationUsedTopic = crypto.Keccak256Hash([]byte("AuthorizationUsed(address,bytes32)"))

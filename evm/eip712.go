@@ -50,7 +50,12 @@ func (d Domain) computeSeparator() [32]byte {
 
 // maxCachedDomains bounds the separator cache. Domains come from requirements that anyone can
 // post to a facilitator, so an unbounded cache would be a memory leak an attacker controls.
-const maxCachedDomains = 4096
+// maxCachedDomainText bounds each entry's strings, so that the cache's bytes are bounded too
+// (real token names and versions are a few dozen bytes).
+const (
+	maxCachedDomains    = 4096
+	maxCachedDomainText = 256
+)
 
 var separators struct {
 	sync.RWMutex
@@ -66,6 +71,9 @@ func (d Domain) Separator() [32]byte {
 		return sep
 	}
 	sep = d.computeSeparator()
+	if len(d.Name)+len(d.Version) > maxCachedDomainText {
+		return sep
+	}
 	separators.Lock()
 	if separators.m == nil {
 		separators.m = make(map[Domain][32]byte)
@@ -89,7 +97,9 @@ func keccak(out *[32]byte, data []byte) {
 
 // Digest returns the EIP-712 digest an EIP-3009 token checks the signature of a when its domain
 // is d: keccak256(0x1901 ‖ separator ‖ hashStruct(a)).
-func (a *Authorization) Digest(d Domain) [32]byte {
+func (a *Authorization) Digest(d Domain) [32]byte { return a.digestWithSeparator(d.Separator()) }
+
+func (a *Authorization) digestWithSeparator(sep [32]byte) [32]byte {
 	var s [7 * 32]byte
 	copy(s[0:], TransferWithAuthorizationTypeHash[:])
 	copy(s[32+12:], a.From[:])
@@ -102,7 +112,6 @@ func (a *Authorization) Digest(d Domain) [32]byte {
 
 	var msg [2 + 32 + 32]byte
 	msg[0], msg[1] = 0x19, 0x01
-	sep := d.Separator()
 	copy(msg[2:], sep[:])
 	var structHash [32]byte
 	keccak(&structHash, s[:])

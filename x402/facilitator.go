@@ -18,7 +18,7 @@ func DecodeFacilitatorRequest(body []byte) (*PaymentPayload, PaymentRequirements
 	var probe struct {
 		X402Version int `json:"x402Version"`
 	}
-	if len(req.PaymentPayload) == 0 || json.Unmarshal(req.PaymentPayload, &probe) != nil {
+	if len(req.PaymentPayload) == 0 || isNull(req.PaymentPayload) || json.Unmarshal(req.PaymentPayload, &probe) != nil {
 		return nil, PaymentRequirements{}, malformed(ReasonInvalidPayload, "missing paymentPayload")
 	}
 	switch probe.X402Version {
@@ -31,7 +31,7 @@ func DecodeFacilitatorRequest(body []byte) (*PaymentPayload, PaymentRequirements
 		if err := p.check(V2); err != nil {
 			return nil, r, err
 		}
-		if len(req.PaymentRequirements) == 0 || json.Unmarshal(req.PaymentRequirements, &r) != nil {
+		if len(req.PaymentRequirements) == 0 || isNull(req.PaymentRequirements) || json.Unmarshal(req.PaymentRequirements, &r) != nil {
 			return nil, r, malformed(ReasonInvalidPaymentRequirements, "paymentRequirements is not v2 requirements")
 		}
 		return &p, r, nil
@@ -41,7 +41,7 @@ func DecodeFacilitatorRequest(body []byte) (*PaymentPayload, PaymentRequirements
 		if json.Unmarshal(req.PaymentPayload, &p) != nil {
 			return nil, PaymentRequirements{}, malformed(ReasonInvalidPayload, "paymentPayload is not a v1 payload")
 		}
-		if len(req.PaymentRequirements) == 0 || json.Unmarshal(req.PaymentRequirements, &r1) != nil {
+		if len(req.PaymentRequirements) == 0 || isNull(req.PaymentRequirements) || json.Unmarshal(req.PaymentRequirements, &r1) != nil {
 			return nil, PaymentRequirements{}, malformed(ReasonInvalidPaymentRequirements, "paymentRequirements is not v1 requirements")
 		}
 		r, err := r1.ToV2()
@@ -51,6 +51,11 @@ func DecodeFacilitatorRequest(body []byte) (*PaymentPayload, PaymentRequirements
 		v2, err := p.toV2()
 		if err != nil {
 			return nil, r, err
+		}
+		// v1 describes the resource in the requirements; keep it where EncodeFacilitatorRequest
+		// looks for it, so that a request forwarded in v1 form still names its resource.
+		if r1.Resource != "" || r1.Description != "" || r1.MimeType != "" {
+			v2.Resource = &ResourceInfo{URL: r1.Resource, Description: r1.Description, MimeType: r1.MimeType}
 		}
 		return v2, r, nil
 	default:
@@ -62,6 +67,13 @@ func DecodeFacilitatorRequest(body []byte) (*PaymentPayload, PaymentRequirements
 // form. A version 1 payload is written back in v1 form, its requirements describing p.Resource.
 func EncodeFacilitatorRequest(p *PaymentPayload, r PaymentRequirements) ([]byte, error) {
 	if p.X402Version == V1 {
+		if p.Accepted == nil {
+			return nil, malformed(ReasonInvalidPayload, "missing accepted requirements")
+		}
+		name, ok := p.Accepted.Network.V1Name()
+		if !ok {
+			return nil, malformed(ReasonInvalidNetwork, "network has no v1 name")
+		}
 		var resource ResourceInfo
 		if p.Resource != nil {
 			resource = *p.Resource
@@ -70,7 +82,6 @@ func EncodeFacilitatorRequest(p *PaymentPayload, r PaymentRequirements) ([]byte,
 		if !ok {
 			return nil, malformed(ReasonInvalidNetwork, "network has no v1 name")
 		}
-		name, _ := p.Accepted.Network.V1Name()
 		return marshal(struct {
 			X402Version         int              `json:"x402Version"`
 			PaymentPayload      V1PaymentPayload `json:"paymentPayload"`

@@ -37,7 +37,8 @@ func EncodeHeader(v any) (string, error) {
 }
 
 // decodeHeader undoes EncodeHeader into v. Only the standard alphabet with padding is accepted,
-// as the reference clients produce; surrounding spaces are ignored.
+// as the reference clients produce; surrounding spaces are ignored. The JSON must be an object:
+// a bare null would otherwise decode into v's zero value.
 func decodeHeader(value string, v any) error {
 	value = strings.TrimSpace(value)
 	if value == "" {
@@ -46,9 +47,16 @@ func decodeHeader(value string, v any) error {
 	if len(value) > MaxHeaderBytes {
 		return malformed(ReasonInvalidPayload, "header too large")
 	}
+	// The decoder skips CR and LF even in strict mode; they are not in the alphabet.
+	if strings.ContainsAny(value, "\r\n") {
+		return malformed(ReasonInvalidPayload, "header is not standard base64")
+	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(value)
 	if err != nil {
 		return malformed(ReasonInvalidPayload, "header is not standard base64")
+	}
+	if isNull(raw) {
+		return malformed(ReasonInvalidPayload, "header is JSON null")
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return malformed(ReasonInvalidPayload, "header is not the expected JSON")
@@ -88,7 +96,7 @@ func (p *PaymentPayload) check(version int) error {
 	if p.Accepted == nil {
 		return malformed(ReasonInvalidPayload, "missing accepted requirements")
 	}
-	if len(p.Payload) == 0 || string(p.Payload) == "null" {
+	if len(p.Payload) == 0 || isNull(p.Payload) {
 		return malformed(ReasonInvalidPayload, "missing payload")
 	}
 	return nil

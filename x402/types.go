@@ -1,6 +1,7 @@
 package x402
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 )
@@ -31,7 +32,7 @@ type Object map[string]json.RawMessage
 // String returns the member key as a string, and false when it is absent or not a string.
 func (o Object) String(key string) (string, bool) {
 	raw, ok := o[key]
-	if !ok {
+	if !ok || isNull(raw) {
 		return "", false
 	}
 	var s string
@@ -89,14 +90,14 @@ type PaymentRequired struct {
 }
 
 // PaymentPayload is what a buyer sends back: the requirements it accepted and a scheme-specific
-// proof of payment.
+// proof of payment. Its members are in the order @x402/fetch writes them.
 type PaymentPayload struct {
-	X402Version int           `json:"x402Version"`
-	Resource    *ResourceInfo `json:"resource,omitempty"`
+	X402Version int             `json:"x402Version"`
+	Payload     json.RawMessage `json:"payload"`
+	Extensions  Object          `json:"extensions,omitempty"`
+	Resource    *ResourceInfo   `json:"resource,omitempty"`
 	// Accepted is a pointer so that a missing or null value is told apart from an empty one.
-	Accepted   *PaymentRequirements `json:"accepted"`
-	Payload    json.RawMessage      `json:"payload"`
-	Extensions Object               `json:"extensions,omitempty"`
+	Accepted *PaymentRequirements `json:"accepted"`
 }
 
 // SettleResponse reports the outcome of a settlement (the PAYMENT-RESPONSE header, and the body of
@@ -164,7 +165,7 @@ type ExactEVMAuthorization struct {
 // ExactEVM decodes the payload as the EVM exact scheme's.
 func (p *PaymentPayload) ExactEVM() (ExactEVMPayload, error) {
 	var ex ExactEVMPayload
-	if len(p.Payload) == 0 || string(p.Payload) == "null" {
+	if len(p.Payload) == 0 || isNull(p.Payload) {
 		return ex, malformed(ReasonInvalidPayload, "missing payload")
 	}
 	if err := json.Unmarshal(p.Payload, &ex); err != nil {
@@ -179,6 +180,10 @@ func (p *PaymentPayload) ExactEVM() (ExactEVMPayload, error) {
 // ErrMalformed is wrapped by every decoding failure, so callers can tell garbage from a payment
 // that decoded but failed a check.
 var ErrMalformed = errors.New("x402: malformed")
+
+// isNull reports whether raw JSON is the literal null, which json.Unmarshal accepts into any
+// destination without complaint.
+func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 func malformed(reason Reason, msg string) *Error {
 	return &Error{Reason: reason, Message: msg, Err: ErrMalformed}
