@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -23,9 +22,10 @@ type Config struct {
 	ChainID uint64
 	// Relayer signs the settlement transactions and pays their gas. Required.
 	Relayer *ecdsa.PrivateKey
-	// Claims records which authorizations have been settled, so none is broadcast twice.
-	// Default: in memory.
-	Claims store.Claims
+	// Store persists settlements and balance reservations, so that no authorization is
+	// broadcast twice and none is lost across restarts or between instances sharing it.
+	// Default: an in-memory SQLite database, lost when the process exits.
+	Store Store
 	// Now is the clock for validity windows. Default: time.Now.
 	Now func() time.Time
 	// ReceiptTimeout bounds the wait for a settlement's receipt; past it the settlement is
@@ -48,8 +48,12 @@ type Facilitator struct {
 	relayer *relayer
 	log     *slog.Logger
 
-	mu          sync.Mutex
-	settlements map[store.Key]*settlement
+}
+
+// Store is what the facilitator persists. *store.DB has it.
+type Store interface {
+	store.Settlements
+	store.Reservations
 }
 
 // Defaults of Config.
@@ -67,8 +71,12 @@ func New(cfg Config) (*Facilitator, error) {
 	if cfg.Chain == nil || cfg.ChainID == 0 || cfg.Relayer == nil {
 		return nil, errors.New("facilitator: Chain, ChainID and Relayer are required")
 	}
-	if cfg.Claims == nil {
-		cfg.Claims = &store.MemoryClaims{Now: cfg.Now}
+	if cfg.Store == nil {
+		db, err := store.Open(context.Background(), ":memory:")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store = db
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -91,7 +99,6 @@ func New(cfg Config) (*Facilitator, error) {
 		network:     x402.EIP155(cfg.ChainID),
 		relayer:     newRelayer(cfg.Chain, cfg.ChainID, cfg.Relayer),
 		log:         log,
-		settlements: make(map[store.Key]*settlement),
 	}, nil
 }
 

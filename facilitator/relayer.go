@@ -34,26 +34,27 @@ func newRelayer(chain Chain, chainID uint64, key *ecdsa.PrivateKey) *relayer {
 	}
 }
 
-// send signs and broadcasts a call. It returns the transaction hash whenever a transaction was
-// signed, even with an error: if the error is not a rejection by the node, the transaction may
-// still have been accepted, and its hash is how the outcome is found later.
-func (r *relayer) send(ctx context.Context, to common.Address, data []byte, gas uint64) (common.Hash, error) {
+// send signs a call, hands it to persist, and broadcasts it only if persist succeeded: what was
+// sent is always on record first. It returns the transaction whenever one was persisted, even
+// with an error: unless the error is a rejection by the node, the transaction may have been
+// accepted, and its hash is how the outcome is found later.
+func (r *relayer) send(ctx context.Context, to common.Address, data []byte, gas uint64, persist func(*types.Transaction) error) (*types.Transaction, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.seeded {
 		n, err := r.chain.PendingNonceAt(ctx, r.addr)
 		if err != nil {
-			return common.Hash{}, err
+			return nil, err
 		}
 		r.nonce, r.seeded = n, true
 	}
 	tip, err := r.chain.SuggestGasTipCap(ctx)
 	if err != nil {
-		return common.Hash{}, err
+		return nil, err
 	}
 	head, err := r.chain.HeaderByNumber(ctx, nil)
 	if err != nil {
-		return common.Hash{}, err
+		return nil, err
 	}
 	feeCap := new(big.Int).Add(tip, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
 	tx, err := types.SignNewTx(r.key, r.signer, &types.DynamicFeeTx{
@@ -65,13 +66,18 @@ func (r *relayer) send(ctx context.Context, to common.Address, data []byte, gas 
 		Data:      data,
 	})
 	if err != nil {
-		return common.Hash{}, err
+		return nil, err
 	}
+	if err := persist(tx); err != nil {
+		return nil, err
+	}
+	// From here on the nonce is spent: the transaction is on record and will be sent, by this
+	// call or by the reconciler.
+	r.nonce++
 	if err := r.chain.SendTransaction(ctx, tx); err != nil {
 		// Whatever happened, the chain's pending count is the truth for the next send.
 		r.seeded = false
-		return tx.Hash(), err
+		return tx, err
 	}
-	r.nonce++
-	return tx.Hash(), nil
+	return tx, nil
 }

@@ -3,6 +3,7 @@ package facilitator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -16,21 +17,10 @@ import (
 	"github.com/quidpay/quid/x402"
 )
 
-// settlement is the facilitator's memory of one authorization it has broadcast.
-type settlement struct {
-	tx       common.Hash
-	inFlight bool
-	// confirmed is set once the receipt with the expected Transfer has been seen; reported once
-	// a caller has been told so. Exactly one caller hears success for one authorization.
-	confirmed bool
-	reported  bool
-	failed    *x402.Error
-	expires   time.Time
-}
-
 // Settle verifies the payment again and moves its value on chain: it sends
 // transferWithAuthorization, waits for the receipt up to ReceiptTimeout, and requires status 1
-// and the token's Transfer(from, payTo, value) log.
+// and the token's Transfer(from, payTo, value) log. Every step is persisted before the effect
+// that follows it (see store.State).
 //
 // Outcomes:
 //   - success with the transaction hash, reported to exactly one caller per authorization;
@@ -38,36 +28,33 @@ type settlement struct {
 //   - success false with reason settlement_pending and the hash when the receipt did not come
 //     in time. Settling the same payment again then reconciles against that transaction instead
 //     of broadcasting again;
-//   - an error wrapping ErrUnavailable when the chain could not be asked before anything was
-//     sent: no value moved, and the payment may be settled again.
+//   - an error wrapping ErrUnavailable when the chain or store could not be asked before anything
+//     was sent: no value moved, and the payment may be settled again.
 func (f *Facilitator) Settle(ctx context.Context, p *x402.PaymentPayload, req x402.PaymentRequirements) (*x402.SettleResponse, error) {
 	pay, perr, err := f.verify(ctx, p, req, false)
 	if err != nil {
 		return nil, err
 	}
 	if perr != nil {
-		return f.failure(pay, perr, common.Hash{}), nil
+		return f.failure(pay, perr, ""), nil
 	}
-
-	f.mu.Lock()
-	s, seen := f.settlements[pay.key]
-	if !seen {
-		s = &settlement{inFlight: true, expires: time.Unix(int64(pay.auth.ValidBefore), 0).Add(time.Hour)}
-		f.settlements[pay.key] = s
-		f.sweepLocked()
+	rec, err := f.newRecord(pay)
+	if err != nil {
+		return nil, err
 	}
-	f.mu.Unlock()
-	if seen {
-		return f.again(ctx, pay, s)
+	created, existing, err := f.cfg.Store.Create(ctx, rec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-
-	claimed, err := f.cfg.Claims.Claim(ctx, pay.key, s.expires)
-	if err != nil || !claimed {
-		f.forget(pay.key)
+	if !created {
+		return f.again(ctx, pay, existing)
+	}
+	if perr, err := f.reserve(ctx, pay); err != nil || perr != nil {
+		f.forget(rec.Key, store.StateVerified)
 		if err != nil {
-			return nil, fmt.Errorf("%w: claim: %v", ErrUnavailable, err)
+			return nil, err
 		}
-		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed}, common.Hash{}), nil
+		return f.failure(pay, perr, ""), nil
 	}
 
 	// eth_estimateGas is the settlement's simulation: it runs the transfer against the latest
@@ -75,85 +62,215 @@ func (f *Facilitator) Settle(ctx context.Context, p *x402.PaymentPayload, req x4
 	call := f.transferCall(pay)
 	gas, err := f.cfg.Chain.EstimateGas(ctx, call)
 	if err != nil {
-		f.unclaim(pay.key)
+		f.forget(rec.Key, store.StateVerified)
 		if !isRejection(err) {
 			return nil, fmt.Errorf("%w: eth_estimateGas: %v", ErrUnavailable, err)
 		}
-		return f.failure(pay, f.diagnose(ctx, pay, err), common.Hash{}), nil
+		return f.failure(pay, f.diagnose(ctx, pay, err), ""), nil
 	}
 	gas += gas / 5
 	if gas > f.cfg.MaxGas {
-		f.unclaim(pay.key)
-		return f.failure(pay, x402.Errorf(x402.ReasonExactSimulationFailed, "settlement needs %d gas, more than the cap of %d", gas, f.cfg.MaxGas), common.Hash{}), nil
+		f.forget(rec.Key, store.StateVerified)
+		return f.failure(pay, x402.Errorf(x402.ReasonExactSimulationFailed, "settlement needs %d gas, more than the cap of %d", gas, f.cfg.MaxGas), ""), nil
 	}
 
-	tx, err := f.relayer.send(ctx, pay.asset, call.Data, gas)
-	if err != nil {
-		if tx == (common.Hash{}) || isRejection(err) {
-			// Nothing was broadcast, or the node refused it: no value can have moved.
-			f.unclaim(pay.key)
-			if isRejection(err) {
-				return f.failure(pay, x402.Errorf(x402.ReasonUnexpectedSettleError, "broadcast refused: %s", revertMessage(err)), common.Hash{}), nil
-			}
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	tx, err := f.relayer.send(ctx, pay.asset, call.Data, gas, func(tx *types.Transaction) error {
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			return err
 		}
-		// The node may have taken it. Keep the claim and let the receipt decide.
-		f.log.Warn("settlement broadcast outcome unknown", "tx", tx.Hex(), "err", err)
-	}
-	f.mu.Lock()
-	s.tx = tx
-	f.mu.Unlock()
-	f.log.Info("settlement sent", "tx", tx.Hex(), "payer", pay.auth.From.Hex(), "value", pay.auth.Value.String())
-	return f.await(ctx, pay, s)
-}
-
-// again answers a settlement of an authorization this facilitator has already handled.
-func (f *Facilitator) again(ctx context.Context, pay *exactPayment, s *settlement) (*x402.SettleResponse, error) {
-	f.mu.Lock()
-	inFlight, confirmed, reported, failed, tx := s.inFlight, s.confirmed, s.reported, s.failed, s.tx
-	if confirmed && !reported {
-		s.reported = true
-	}
-	f.mu.Unlock()
+		rec.State, rec.Tx, rec.RawTx, rec.Relayer, rec.RelayerNonce = store.StateSubmitted, tx.Hash().Hex(), raw, f.relayer.addr.Hex(), tx.Nonce()
+		ok, err := f.cfg.Store.Update(ctx, rec, store.StateVerified)
+		if err == nil && !ok {
+			err = errors.New("settlement changed under its owner")
+		}
+		return err
+	})
 	switch {
-	case confirmed && !reported:
-		return f.success(pay, tx), nil
-	case confirmed, inFlight && tx == (common.Hash{}):
-		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed}, common.Hash{}), nil
-	case failed != nil:
-		return f.failure(pay, failed, tx), nil
-	case inFlight:
-		// The first attempt is still waiting for its receipt; tell this caller where to look.
-		return f.failure(pay, &x402.Error{Reason: x402.ReasonSettlementPending}, tx), nil
-	}
-	// The first attempt timed out waiting. Reconcile against its transaction; never resend.
-	f.mu.Lock()
-	s.inFlight = true
-	f.mu.Unlock()
-	return f.await(ctx, pay, s)
-}
-
-// await waits for the receipt of s.tx and records the outcome.
-func (f *Facilitator) await(ctx context.Context, pay *exactPayment, s *settlement) (*x402.SettleResponse, error) {
-	receipt, err := f.waitReceipt(ctx, s.tx)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s.inFlight = false
-	switch {
+	case tx == nil:
+		// Nothing was signed into the record, so nothing can have been sent.
+		f.forget(rec.Key, store.StateVerified)
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case err != nil && isRejection(err):
+		// The node refused the transaction; no value moved.
+		f.forget(rec.Key, store.StateSubmitted)
+		return f.failure(pay, x402.Errorf(x402.ReasonUnexpectedSettleError, "broadcast refused: %s", revertMessage(err)), ""), nil
 	case err != nil:
-		f.log.Warn("settlement receipt not seen in time", "tx", s.tx.Hex(), "err", err)
-		return f.failure(pay, x402.Errorf(x402.ReasonSettlementPending, "receipt not seen within %s", f.cfg.ReceiptTimeout), s.tx), nil
-	case receipt.Status != types.ReceiptStatusSuccessful:
-		s.failed = &x402.Error{Reason: x402.ReasonExactTransactionFailed}
-		return f.failure(pay, s.failed, s.tx), nil
-	case !hasTransfer(receipt, pay):
-		// Some tokens return without reverting on a spent nonce; only the log proves payment.
-		s.failed = &x402.Error{Reason: x402.ReasonExactTransferEvent}
-		return f.failure(pay, s.failed, s.tx), nil
+		f.log.Warn("settlement broadcast outcome unknown", "tx", tx.Hash().Hex(), "err", err)
 	}
-	s.confirmed, s.reported = true, true
-	f.log.Info("settlement confirmed", "tx", s.tx.Hex(), "block", receipt.BlockNumber)
-	return f.success(pay, s.tx), nil
+	f.log.Info("settlement sent", "tx", tx.Hash().Hex(), "payer", pay.auth.From.Hex(), "value", pay.auth.Value.String())
+	return f.await(ctx, pay, rec)
+}
+
+// storedPayment is what a settlement record keeps to reconcile the payment after a restart.
+type storedPayment struct {
+	Authorization x402.ExactEVMAuthorization `json:"authorization"`
+	Signature     string                     `json:"signature"`
+	Name          string                     `json:"name"`
+	Version       string                     `json:"version"`
+}
+
+func (f *Facilitator) newRecord(pay *exactPayment) (*store.Settlement, error) {
+	raw, err := json.Marshal(storedPayment{Authorization: pay.auth.Wire(), Signature: pay.sig.String(), Name: pay.domain.Name, Version: pay.domain.Version})
+	if err != nil {
+		return nil, err
+	}
+	return &store.Settlement{
+		Key: pay.key, State: store.StateVerified, Network: string(f.network),
+		Payer: pay.auth.From.Hex(), Asset: pay.asset.Hex(), PayTo: pay.auth.To.Hex(), Amount: pay.auth.Value,
+		Payment: raw, Expires: time.Unix(int64(pay.auth.ValidBefore), 0),
+	}, nil
+}
+
+// paymentOf rebuilds the payment of a stored settlement.
+func (f *Facilitator) paymentOf(s *store.Settlement) (*exactPayment, error) {
+	var sp storedPayment
+	if err := json.Unmarshal(s.Payment, &sp); err != nil {
+		return nil, fmt.Errorf("settlement %x: %w", s.Key[:4], err)
+	}
+	pay := &exactPayment{key: s.Key, parsed: true}
+	var err error
+	if pay.auth, err = evm.ParseAuthorization(sp.Authorization); err != nil {
+		return nil, err
+	}
+	if pay.sig, err = evm.ParseSignature(sp.Signature); err != nil {
+		return nil, err
+	}
+	if pay.asset, err = evm.ParseAddress(s.Asset); err != nil {
+		return nil, err
+	}
+	pay.domain = evm.Domain{Name: sp.Name, Version: sp.Version, ChainID: f.cfg.ChainID, VerifyingContract: pay.asset}
+	return pay, nil
+}
+
+// reserve holds the payment's value against the payer's on-chain balance, so concurrent
+// payments from one payer are admitted only while they fit in it together.
+func (f *Facilitator) reserve(ctx context.Context, pay *exactPayment) (*x402.Error, error) {
+	ret, err := f.cfg.Chain.CallContract(ctx, ethereum.CallMsg{To: &pay.asset, Data: evm.BalanceOfCalldata(pay.auth.From)}, nil)
+	if err != nil {
+		if !isRejection(err) {
+			return nil, fmt.Errorf("%w: balanceOf: %v", ErrUnavailable, err)
+		}
+		return &x402.Error{Reason: x402.ReasonExactEIP3009Unsupported, Message: "balanceOf reverted"}, nil
+	}
+	balance, err := evm.DecodeUint256(ret)
+	if err != nil {
+		return &x402.Error{Reason: x402.ReasonExactEIP3009Unsupported, Message: "balanceOf: " + err.Error()}, nil
+	}
+	scope := store.Key(reservationScope(f.cfg.ChainID, pay.asset, pay.auth.From))
+	ok, err := f.cfg.Store.Reserve(ctx, scope, pay.key, pay.auth.Value, balance, time.Unix(int64(pay.auth.ValidBefore), 0))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !ok {
+		return x402.Errorf(x402.ReasonExactInsufficientBalance, "balance is committed to pending payments"), nil
+	}
+	return nil, nil
+}
+
+func reservationScope(chainID uint64, asset, payer common.Address) [32]byte {
+	// The claim key of an authorization with a zero nonce is unique per (chain, asset, payer) and
+	// lives in a different table, so it serves as the scope.
+	a := evm.Authorization{From: payer}
+	return a.ClaimKey(chainID, asset)
+}
+
+// again answers a settlement of an authorization that already has a record, here or in another
+// instance sharing the store.
+func (f *Facilitator) again(ctx context.Context, pay *exactPayment, s *store.Settlement) (*x402.SettleResponse, error) {
+	switch s.State {
+	case store.StateVerified:
+		// Another caller is settling it right now.
+		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed}, ""), nil
+	case store.StateConfirmed:
+		return f.reportConfirmed(ctx, pay, s)
+	case store.StateFailed:
+		return f.failure(pay, &x402.Error{Reason: x402.Reason(s.Reason)}, s.Tx), nil
+	}
+	// Submitted or unknown: find out now, never send again.
+	if err := f.reconcile(ctx, s); err != nil {
+		return nil, err
+	}
+	switch s.State {
+	case store.StateConfirmed:
+		return f.reportConfirmed(ctx, pay, s)
+	case store.StateFailed:
+		return f.failure(pay, &x402.Error{Reason: x402.Reason(s.Reason)}, s.Tx), nil
+	}
+	return f.failure(pay, &x402.Error{Reason: x402.ReasonSettlementPending}, s.Tx), nil
+}
+
+// reportConfirmed tells the first caller to ask that a confirmed settlement succeeded, and every
+// later one that the authorization is used.
+func (f *Facilitator) reportConfirmed(ctx context.Context, pay *exactPayment, s *store.Settlement) (*x402.SettleResponse, error) {
+	first, err := f.cfg.Store.Report(ctx, s.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !first {
+		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed}, ""), nil
+	}
+	return &x402.SettleResponse{Success: true, Payer: pay.payer(), Transaction: s.Tx, Network: f.network}, nil
+}
+
+// await waits for the receipt of rec's transaction and records the outcome.
+func (f *Facilitator) await(ctx context.Context, pay *exactPayment, rec *store.Settlement) (*x402.SettleResponse, error) {
+	tx := common.HexToHash(rec.Tx)
+	receipt, err := f.waitReceipt(ctx, tx)
+	if err != nil {
+		f.log.Warn("settlement receipt not seen in time", "tx", rec.Tx, "err", err)
+		rec.State = store.StateUnknown
+		if _, err := f.cfg.Store.Update(context.WithoutCancel(ctx), rec, store.StateSubmitted); err != nil {
+			f.log.Error("recording unknown settlement", "tx", rec.Tx, "err", err)
+		}
+		return f.failure(pay, x402.Errorf(x402.ReasonSettlementPending, "receipt not seen within %s", f.cfg.ReceiptTimeout), rec.Tx), nil
+	}
+	if reason := f.judge(ctx, pay, receipt); reason != "" {
+		rec.State, rec.Reason = store.StateFailed, string(reason)
+		f.finish(ctx, rec, store.StateSubmitted)
+		return f.failure(pay, &x402.Error{Reason: reason}, rec.Tx), nil
+	}
+	rec.State, rec.Reported = store.StateConfirmed, true
+	f.finish(ctx, rec, store.StateSubmitted)
+	f.log.Info("settlement confirmed", "tx", rec.Tx, "block", receipt.BlockNumber)
+	return &x402.SettleResponse{Success: true, Payer: pay.payer(), Transaction: rec.Tx, Network: f.network}, nil
+}
+
+// judge returns why a mined settlement did not pay, or "" when it did.
+func (f *Facilitator) judge(ctx context.Context, pay *exactPayment, r *types.Receipt) x402.Reason {
+	switch {
+	case r.Status != types.ReceiptStatusSuccessful:
+		return x402.ReasonExactTransactionFailed
+	case !hasTransfer(r.Logs, pay):
+		// Some tokens return without reverting on a spent nonce; only the log proves payment.
+		return x402.ReasonExactTransferEvent
+	}
+	return ""
+}
+
+// finish records a terminal outcome and releases the payer's reservation.
+func (f *Facilitator) finish(ctx context.Context, rec *store.Settlement, from store.State) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := f.cfg.Store.Update(ctx, rec, from); err != nil {
+		// The reconciler will find the settlement still open and finish it.
+		f.log.Error("recording settlement outcome", "tx", rec.Tx, "state", rec.State, "err", err)
+		return
+	}
+	if err := f.cfg.Store.Unreserve(ctx, rec.Key); err != nil {
+		f.log.Warn("releasing reservation", "err", err)
+	}
+}
+
+// forget deletes a settlement that provably moved no value, with its reservation, so the
+// payment may be settled later.
+func (f *Facilitator) forget(key store.Key, from store.State) {
+	ctx := context.Background()
+	if _, err := f.cfg.Store.Delete(ctx, key, from); err != nil {
+		f.log.Warn("forgetting unsent settlement", "err", err)
+	}
+	if err := f.cfg.Store.Unreserve(ctx, key); err != nil {
+		f.log.Warn("releasing reservation", "err", err)
+	}
 }
 
 // waitReceipt polls for a receipt, quickly at first (a devnet or a preconfirming sequencer
@@ -161,7 +278,7 @@ func (f *Facilitator) await(ctx context.Context, pay *exactPayment, s *settlemen
 func (f *Facilitator) waitReceipt(ctx context.Context, tx common.Hash) (*types.Receipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.ReceiptTimeout)
 	defer cancel()
-	delay := 5 * time.Millisecond
+	delay := 2 * time.Millisecond
 	for {
 		r, err := f.cfg.Chain.TransactionReceipt(ctx, tx)
 		if err == nil {
@@ -183,56 +300,23 @@ func (f *Facilitator) waitReceipt(ctx context.Context, tx common.Hash) (*types.R
 	}
 }
 
-// hasTransfer reports whether the receipt holds the token's Transfer(from, to, value) log.
-func hasTransfer(r *types.Receipt, pay *exactPayment) bool {
-	value := pay.auth.Value.Bytes32()
-	for _, l := range r.Logs {
-		if l.Address != pay.asset || len(l.Topics) != 3 || l.Topics[0] != evm.TransferTopic {
-			continue
-		}
-		if common.BytesToAddress(l.Topics[1][:]) == pay.auth.From &&
-			common.BytesToAddress(l.Topics[2][:]) == pay.auth.To && bytes.Equal(l.Data, value[:]) {
+// hasTransfer reports whether logs hold the token's Transfer(from, to, value) log.
+func hasTransfer(logs []*types.Log, pay *exactPayment) bool {
+	for _, l := range logs {
+		if isTransfer(l, pay) {
 			return true
 		}
 	}
 	return false
 }
 
-func (f *Facilitator) success(pay *exactPayment, tx common.Hash) *x402.SettleResponse {
-	return &x402.SettleResponse{Success: true, Payer: pay.payer(), Transaction: tx.Hex(), Network: f.network}
+func isTransfer(l *types.Log, pay *exactPayment) bool {
+	value := pay.auth.Value.Bytes32()
+	return l.Address == pay.asset && len(l.Topics) == 3 && l.Topics[0] == evm.TransferTopic &&
+		common.BytesToAddress(l.Topics[1][:]) == pay.auth.From &&
+		common.BytesToAddress(l.Topics[2][:]) == pay.auth.To && bytes.Equal(l.Data, value[:])
 }
 
-func (f *Facilitator) failure(pay *exactPayment, perr *x402.Error, tx common.Hash) *x402.SettleResponse {
-	r := &x402.SettleResponse{ErrorReason: perr.Reason, ErrorMessage: perr.Message, Payer: pay.payer(), Network: f.network}
-	if tx != (common.Hash{}) {
-		r.Transaction = tx.Hex()
-	}
-	return r
-}
-
-// unclaim forgets an authorization that provably moved no value, so it may be settled later.
-func (f *Facilitator) unclaim(key store.Key) {
-	f.forget(key)
-	if err := f.cfg.Claims.Release(context.Background(), key); err != nil {
-		f.log.Warn("releasing claim", "err", err)
-	}
-}
-
-func (f *Facilitator) forget(key store.Key) {
-	f.mu.Lock()
-	delete(f.settlements, key)
-	f.mu.Unlock()
-}
-
-// sweepLocked drops settlements whose authorizations can no longer be presented.
-func (f *Facilitator) sweepLocked() {
-	if len(f.settlements)%1024 != 0 {
-		return
-	}
-	now := f.now()
-	for k, s := range f.settlements {
-		if !s.inFlight && now.After(s.expires) {
-			delete(f.settlements, k)
-		}
-	}
+func (f *Facilitator) failure(pay *exactPayment, perr *x402.Error, tx string) *x402.SettleResponse {
+	return &x402.SettleResponse{ErrorReason: perr.Reason, ErrorMessage: perr.Message, Payer: pay.payer(), Network: f.network, Transaction: tx}
 }

@@ -31,8 +31,9 @@ var (
 )
 
 // Open opens the store at dsn and applies pending migrations. A dsn starting with postgres://
-// or postgresql:// is a PostgreSQL server; anything else is the path of a SQLite file (created
-// with its directory if missing).
+// or postgresql:// is a PostgreSQL server; ":memory:" is a SQLite database that lives as long as
+// the DB (for tests and demos); anything else is the path of a SQLite file (created with its
+// directory if missing).
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	var d *DB
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
@@ -44,8 +45,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		d = &DB{db: db, postgres: true}
 	} else {
 		path := strings.TrimPrefix(dsn, "sqlite:")
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
+		if path != ":memory:" {
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return nil, fmt.Errorf("store: %w", err)
+			}
 		}
 		// WAL lets readers proceed during a write; FULL synchronous makes every committed claim
 		// survive a power cut, not only a process kill; BEGIN IMMEDIATE takes the write lock at

@@ -1,0 +1,228 @@
+package facilitator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/store"
+	"github.com/quidpay/quid/x402"
+)
+
+// Reasons for settlements the reconciler closes without a receipt of ours.
+const (
+	// reasonDropped: our transaction was never mined and its relayer nonce was used by another,
+	// so it never can be; the authorization was not used, so no value moved.
+	reasonDropped x402.Reason = "settlement_dropped"
+	// reasonUsedElsewhere: the authorization was used (or cancelled) without a transfer to the
+	// payee we can find.
+	reasonUsedElsewhere x402.Reason = "invalid_exact_evm_nonce_already_used"
+)
+
+// transferLookback bounds the eth_getLogs search for a transfer made by someone else's
+// transaction (front-running).
+const transferLookback = 50_000
+
+// Reconcile resolves every settlement whose outcome is not known yet — sent before a crash,
+// or still unconfirmed when its receipt wait ran out — from the chain: the receipt and its
+// Transfer log, then authorizationState(from, nonce). A transfer made by someone else's
+// transaction (front-running) counts as paid. A transaction the node never received is sent
+// again byte for byte, never re-signed. It returns how many settlements it closed.
+//
+// Several facilitators sharing a store may reconcile at once: each settlement is leased to one.
+func (f *Facilitator) Reconcile(ctx context.Context) (int, error) {
+	closed := 0
+	for {
+		batch, err := f.cfg.Store.Lease(ctx, []store.State{store.StateSubmitted, store.StateUnknown}, f.now(), time.Minute, 64)
+		if err != nil {
+			return closed, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if len(batch) == 0 {
+			return closed, nil
+		}
+		for i := range batch {
+			s := &batch[i]
+			if err := f.reconcile(ctx, s); err != nil {
+				return closed, err
+			}
+			if s.State.Terminal() {
+				closed++
+			}
+		}
+	}
+}
+
+// RunReconciler reconciles now and then every interval until ctx ends.
+func (f *Facilitator) RunReconciler(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := f.Reconcile(ctx); err != nil {
+			f.log.Warn("reconciling settlements", "err", err)
+		} else if n > 0 {
+			f.log.Info("reconciled settlements", "closed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reconcile moves s toward a terminal state from what the chain says, updating s in place.
+func (f *Facilitator) reconcile(ctx context.Context, s *store.Settlement) error {
+	pay, err := f.paymentOf(s)
+	if err != nil {
+		f.log.Error("unreadable settlement record", "err", err)
+		return nil
+	}
+	from := s.State
+	tx := common.HexToHash(s.Tx)
+	receipt, err := f.cfg.Chain.TransactionReceipt(ctx, tx)
+	switch {
+	case err == nil:
+		return f.closeFromReceipt(ctx, s, pay, from, receipt)
+	case !errors.Is(err, ethereum.NotFound):
+		return fmt.Errorf("%w: receipt: %v", ErrUnavailable, err)
+	}
+	if _, _, err := f.cfg.Chain.TransactionByHash(ctx, tx); err == nil {
+		return f.markUnknown(ctx, s, from) // in the mempool; wait
+	} else if !errors.Is(err, ethereum.NotFound) {
+		return fmt.Errorf("%w: transaction: %v", ErrUnavailable, err)
+	}
+	// The node does not know our transaction. Either the authorization was used some other way,
+	// or our transaction can never be mined, or it was lost before reaching the node.
+	used, err := f.authorizationUsed(ctx, pay)
+	if err != nil {
+		return err
+	}
+	if used {
+		return f.closeUsed(ctx, s, pay, from)
+	}
+	mined, err := f.cfg.Chain.NonceAt(ctx, common.HexToAddress(s.Relayer), nil)
+	if err != nil {
+		return fmt.Errorf("%w: nonce: %v", ErrUnavailable, err)
+	}
+	if mined > s.RelayerNonce {
+		// Our nonce went to another transaction. Look once more for our receipt, which may have
+		// landed between the two questions.
+		if receipt, err := f.cfg.Chain.TransactionReceipt(ctx, tx); err == nil {
+			return f.closeFromReceipt(ctx, s, pay, from, receipt)
+		}
+		s.State, s.Reason = store.StateFailed, string(reasonDropped)
+		f.finish(ctx, s, from)
+		return nil
+	}
+	if len(s.RawTx) > 0 && f.now().Before(s.Expires) {
+		var t types.Transaction
+		if err := t.UnmarshalBinary(s.RawTx); err == nil {
+			if err := f.cfg.Chain.SendTransaction(ctx, &t); err != nil {
+				f.log.Warn("resending settlement", "tx", s.Tx, "err", err)
+			} else {
+				f.log.Info("resent settlement the node had not received", "tx", s.Tx)
+			}
+		}
+	} else if !f.now().Before(s.Expires) {
+		// Past validBefore the token refuses the authorization: it can never be used now.
+		s.State, s.Reason = store.StateFailed, string(x402.ReasonExactValidBefore)
+		f.finish(ctx, s, from)
+		return nil
+	}
+	return f.markUnknown(ctx, s, from)
+}
+
+func (f *Facilitator) closeFromReceipt(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State, r *types.Receipt) error {
+	if reason := f.judge(ctx, pay, r); reason != "" {
+		// Ours failed; someone else's transaction may still have paid.
+		return f.closeUsedOr(ctx, s, pay, from, reason)
+	}
+	s.State = store.StateConfirmed
+	f.finish(ctx, s, from)
+	return nil
+}
+
+func (f *Facilitator) closeUsed(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State) error {
+	return f.closeUsedOr(ctx, s, pay, from, reasonUsedElsewhere)
+}
+
+// closeUsedOr closes s as confirmed if the chain holds a transfer of this authorization to the
+// payee in any transaction, and as failed with reason otherwise.
+func (f *Facilitator) closeUsedOr(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State, reason x402.Reason) error {
+	paidBy, err := f.findTransfer(ctx, pay)
+	if err != nil {
+		return err
+	}
+	if paidBy != (common.Hash{}) {
+		if paidBy.Hex() != s.Tx {
+			f.log.Info("payment settled by another transaction", "tx", paidBy.Hex(), "ours", s.Tx)
+		}
+		s.State, s.Tx, s.Reason = store.StateConfirmed, paidBy.Hex(), ""
+		f.finish(ctx, s, from)
+		return nil
+	}
+	s.State, s.Reason = store.StateFailed, string(reason)
+	f.finish(ctx, s, from)
+	return nil
+}
+
+func (f *Facilitator) markUnknown(ctx context.Context, s *store.Settlement, from store.State) error {
+	if from == store.StateUnknown {
+		return nil
+	}
+	s.State = store.StateUnknown
+	if _, err := f.cfg.Store.Update(ctx, s, from); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (f *Facilitator) authorizationUsed(ctx context.Context, pay *exactPayment) (bool, error) {
+	ret, err := f.cfg.Chain.CallContract(ctx, ethereum.CallMsg{To: &pay.asset, Data: evm.AuthorizationStateCalldata(pay.auth.From, pay.auth.Nonce)}, nil)
+	if err != nil {
+		return false, fmt.Errorf("%w: authorizationState: %v", ErrUnavailable, err)
+	}
+	used, err := evm.DecodeBool(ret)
+	if err != nil {
+		return false, fmt.Errorf("authorizationState: %w", err)
+	}
+	return used, nil
+}
+
+// findTransfer returns the transaction holding this authorization's transfer to the payee, if
+// any. EIP-3009 makes the authorization single-use, so a Transfer(from, to, value) from the
+// token in a block where the authorization's AuthorizationUsed event also appears is it.
+func (f *Facilitator) findTransfer(ctx context.Context, pay *exactPayment) (common.Hash, error) {
+	head, err := f.cfg.Chain.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("%w: head: %v", ErrUnavailable, err)
+	}
+	fromBlock := new(big.Int)
+	if n := head.Number.Uint64(); n > transferLookback {
+		fromBlock.SetUint64(n - transferLookback)
+	}
+	used, err := f.cfg.Chain.FilterLogs(ctx, ethereum.FilterQuery{
+		FromBlock: fromBlock, Addresses: []common.Address{pay.asset},
+		Topics: [][]common.Hash{{evm.AuthorizationUsedTopic}, {common.BytesToHash(pay.auth.From[:])}, {common.Hash(pay.auth.Nonce)}},
+	})
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("%w: logs: %v", ErrUnavailable, err)
+	}
+	for _, u := range used {
+		r, err := f.cfg.Chain.TransactionReceipt(ctx, u.TxHash)
+		if err != nil {
+			return common.Hash{}, fmt.Errorf("%w: receipt: %v", ErrUnavailable, err)
+		}
+		if r.Status == types.ReceiptStatusSuccessful && hasTransfer(r.Logs, pay) {
+			return u.TxHash, nil
+		}
+	}
+	return common.Hash{}, nil
+}
