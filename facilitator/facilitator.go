@@ -121,13 +121,21 @@ func (f *Facilitator) Supported(context.Context) (*x402.SupportedResponse, error
 	}, nil
 }
 
-// Verify checks a payment against the seller's requirements without moving value. An invalid
+// Verify checks a payment against the seller's requirements without moving value, and reserves
+// its amount against the payer's balance until it settles or expires. An invalid
 // payment is a response with IsValid false and the protocol's reason; an error (wrapping
 // ErrUnavailable) means the chain could not be asked and nothing was decided.
 func (f *Facilitator) Verify(ctx context.Context, p *x402.PaymentPayload, req x402.PaymentRequirements) (*x402.VerifyResponse, error) {
 	pay, perr, err := f.verify(ctx, p, req, true)
 	if err != nil {
 		return nil, err
+	}
+	if perr == nil {
+		// Hold the value against the payer's balance until this payment settles or expires, so
+		// that concurrent payments are admitted only while they fit in the balance together.
+		if perr, err = f.reserve(ctx, pay); err != nil {
+			return nil, err
+		}
 	}
 	if perr != nil {
 		return &x402.VerifyResponse{IsValid: false, InvalidReason: perr.Reason, InvalidMessage: perr.Message, Payer: pay.payer()}, nil

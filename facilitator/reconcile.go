@@ -38,22 +38,70 @@ const transferLookback = 50_000
 //
 // Several facilitators sharing a store may reconcile at once: each settlement is leased to one.
 func (f *Facilitator) Reconcile(ctx context.Context) (int, error) {
-	closed := 0
+	closed, err := f.forgetAbandoned(ctx)
+	if err != nil {
+		return 0, err
+	}
+	// One pass visits each open settlement once; what stays open is left for the next pass.
+	seen := map[store.Key]bool{}
 	for {
-		batch, err := f.cfg.Store.Lease(ctx, []store.State{store.StateSubmitted, store.StateUnknown}, f.now(), time.Minute, 64)
+		batch, err := f.cfg.Store.Lease(ctx, []store.State{store.StateSubmitted, store.StateUnknown}, f.now(), time.Minute, reconcileBatch)
 		if err != nil {
 			return closed, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		if len(batch) == 0 {
-			return closed, nil
-		}
+		fresh := 0
 		for i := range batch {
 			s := &batch[i]
+			if seen[s.Key] {
+				// Leased again by this pass; hand it back for the next pass at once.
+				if err := f.markUnknown(ctx, s, s.State); err != nil {
+					return closed, err
+				}
+				continue
+			}
+			seen[s.Key], fresh = true, fresh+1
 			if err := f.reconcile(ctx, s); err != nil {
 				return closed, err
 			}
 			if s.State.Terminal() {
 				closed++
+			}
+		}
+		if fresh == 0 || len(batch) < reconcileBatch {
+			return closed, nil
+		}
+	}
+}
+
+// reconcileBatch is how many settlements one lease takes.
+const reconcileBatch = 64
+
+// abandonedAfter is how long a settlement may stay verified. Settle moves it on within
+// milliseconds; one older than this belongs to a process that died before sending anything.
+const abandonedAfter = time.Minute
+
+// forgetAbandoned deletes settlements left in the verified state by a process that died before
+// broadcasting: the transaction is persisted before it is sent, so nothing of theirs was sent,
+// and deleting them makes their payments usable again.
+func (f *Facilitator) forgetAbandoned(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		batch, err := f.cfg.Store.Lease(ctx, []store.State{store.StateVerified}, f.now(), time.Minute, 64)
+		if err != nil {
+			return n, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if len(batch) == 0 {
+			return n, nil
+		}
+		for _, s := range batch {
+			if f.now().Sub(s.Updated) < abandonedAfter {
+				continue
+			}
+			if ok, err := f.cfg.Store.Delete(ctx, s.Key, store.StateVerified); err != nil {
+				return n, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			} else if ok {
+				f.cfg.Store.Unreserve(ctx, s.Key)
+				n++
 			}
 		}
 	}
@@ -173,10 +221,9 @@ func (f *Facilitator) closeUsedOr(ctx context.Context, s *store.Settlement, pay 
 	return nil
 }
 
+// markUnknown records that s is still unresolved; writing it also ends the reconciler's lease,
+// so the next pass looks at it again.
 func (f *Facilitator) markUnknown(ctx context.Context, s *store.Settlement, from store.State) error {
-	if from == store.StateUnknown {
-		return nil
-	}
 	s.State = store.StateUnknown
 	if _, err := f.cfg.Store.Update(ctx, s, from); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -77,9 +78,10 @@ const (
 
 // Paywall charges for routes. It is safe for concurrent use.
 type Paywall struct {
-	cfg   Config
-	rails []Rail
-	log   *slog.Logger
+	cfg     Config
+	rails   []Rail
+	log     *slog.Logger
+	pending pendingSet
 }
 
 // New returns a Paywall accepting x402 exact payments on cfg.ChainID.
@@ -142,8 +144,16 @@ func (p *Paywall) Charge(route Route) (func(http.Handler) http.Handler, error) {
 func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handler, mode SettleMode, charge *Charge) {
 	ctx := r.Context()
 	exposeHeaders(w.Header())
-	pay, err := p.authorize(ctx, r, charge)
+	pay, err := p.payment(r, charge)
 	if err != nil {
+		p.refuse(w, r, charge, err)
+		return
+	}
+	if p.pending.has(pay.Key(), p.cfg.Now()) {
+		p.resume(w, r, next, charge, pay)
+		return
+	}
+	if err := pay.Verify(ctx); err != nil {
 		p.refuse(w, r, charge, err)
 		return
 	}
@@ -186,35 +196,93 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	buf.writeTo(w)
 }
 
-// settle settles pay and, when it did not succeed, answers the request itself.
+// resume finishes a payment whose settlement was sent on an earlier request but whose outcome
+// was not known then. The payer presents the same payment again; settling it again makes the
+// facilitator look the transaction up rather than send another, and the facilitator reports a
+// success to one request only. Once paid, the handler runs and its response is served: the
+// first request's response was withheld.
+func (p *Paywall) resume(w http.ResponseWriter, r *http.Request, next http.Handler, charge *Charge, pay Payment) {
+	receipt, ok := p.settle(w, r, charge, pay)
+	if !ok {
+		return
+	}
+	buf := newBufferedWriter()
+	next.ServeHTTP(buf, r)
+	paidHeaders(buf.header, receipt)
+	buf.writeTo(w)
+}
+
+// settle settles pay and, when it did not succeed, answers the request itself. A settlement
+// whose outcome is unknown is remembered, so that the payer presenting the same payment again
+// resumes it instead of being refused as a replay.
 func (p *Paywall) settle(w http.ResponseWriter, r *http.Request, charge *Charge, pay Payment) (*Receipt, bool) {
 	receipt, err := pay.Settle(r.Context())
 	if err != nil {
-		// Outcome unknown: the claim stays, so the same payment cannot be used again here.
+		// Outcome unknown: the claim stays, so the payment cannot buy a second response.
+		p.pending.add(pay.Key(), pay.Expires())
 		p.log.Error("settlement outcome unknown", "payer", pay.Payer(), "err", err)
 		p.refuse(w, r, charge, fmt.Errorf("%w: %v", ErrUnavailable, err))
 		return nil, false
 	}
 	if !receipt.Settled {
+		if receipt.Pending {
+			p.pending.add(pay.Key(), pay.Expires())
+		} else {
+			p.pending.remove(pay.Key())
+		}
 		p.log.Warn("settlement failed", "payer", pay.Payer(), "reason", receipt.Reason, "tx", receipt.Transaction)
 		copyHeader(w.Header(), receipt.Header)
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSONError(w, http.StatusPaymentRequired, receipt.Reason)
 		return nil, false
 	}
+	p.pending.remove(pay.Key())
 	p.log.Info("paid", "payer", pay.Payer(), "url", charge.Resource.URL, "amount", charge.Asset.Format(charge.Amount), "tx", receipt.Transaction)
 	return receipt, true
 }
 
-func (p *Paywall) authorize(ctx context.Context, r *http.Request, charge *Charge) (Payment, error) {
+func (p *Paywall) payment(r *http.Request, charge *Charge) (Payment, error) {
 	for _, rail := range p.rails {
-		pay, err := rail.Authorize(ctx, r, charge)
+		pay, err := rail.Payment(r, charge)
 		if errors.Is(err, ErrNoCredential) {
 			continue
 		}
 		return pay, err
 	}
 	return nil, ErrNoCredential
+}
+
+// pendingSet remembers payments whose settlement outcome is unknown, until they expire.
+type pendingSet struct {
+	mu sync.Mutex
+	m  map[store.Key]time.Time
+}
+
+func (s *pendingSet) add(k store.Key, expires time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[store.Key]time.Time)
+	}
+	// Keep it a while past expiry: the settlement may have been mined just before.
+	s.m[k] = expires.Add(10 * time.Minute)
+}
+
+func (s *pendingSet) has(k store.Key, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.m[k]
+	if ok && now.After(until) {
+		delete(s.m, k)
+		return false
+	}
+	return ok
+}
+
+func (s *pendingSet) remove(k store.Key) {
+	s.mu.Lock()
+	delete(s.m, k)
+	s.mu.Unlock()
 }
 
 // refuse answers a request that will not be served: 402 with every rail's terms when the buyer

@@ -20,14 +20,14 @@ type Rail interface {
 	// protocol's reason strings.
 	Offer(r *http.Request, charge *Charge, cause error, ch *Challenge) error
 
-	// Authorize finds the rail's credential in r and verifies it against charge without moving
-	// value. It returns ErrNoCredential when r carries none for this rail, an error carrying a
-	// protocol reason (such as *x402.Error) when the credential is refused, and an error wrapping
-	// ErrUnavailable when the verifier could not be asked.
-	Authorize(ctx context.Context, r *http.Request, charge *Charge) (Payment, error)
+	// Payment finds the rail's credential in r and decodes it against charge, without verifying
+	// it or asking anyone. It returns ErrNoCredential when r carries none for this rail, and an
+	// error carrying a protocol reason (such as *x402.Error) when the credential is malformed or
+	// is not for this charge.
+	Payment(r *http.Request, charge *Charge) (Payment, error)
 }
 
-// A Payment is a verified, not yet settled, credential.
+// A Payment is a decoded credential.
 type Payment interface {
 	// Key identifies the payment for the claim that makes it single-use.
 	Key() store.Key
@@ -35,6 +35,9 @@ type Payment interface {
 	Expires() time.Time
 	// Payer names who paid, for logs and receipts.
 	Payer() string
+	// Verify checks the payment without moving value. A refusal is an error carrying the
+	// protocol's reason; an error wrapping ErrUnavailable means the verifier could not be asked.
+	Verify(ctx context.Context) error
 	// Settle moves the value. The receipt says whether it did; an error means the outcome is
 	// unknown, and the payment must stay claimed.
 	Settle(ctx context.Context) (*Receipt, error)
@@ -46,6 +49,9 @@ type Receipt struct {
 	Settled bool
 	// Transaction is the settlement's on-chain reference, when there is one.
 	Transaction string
+	// Pending reports that the settlement was sent but its outcome is not known yet; presenting
+	// the same payment again finds it out without paying twice.
+	Pending bool
 	// Reason says why settlement failed, in the rail's terms.
 	Reason string
 	// Header holds the headers the rail adds to the response (e.g. PAYMENT-RESPONSE).

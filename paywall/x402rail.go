@@ -84,8 +84,8 @@ func reasonFor(cause error) x402.Reason {
 	return x402.ReasonPaymentRequired
 }
 
-// Authorize implements Rail.
-func (x *x402Rail) Authorize(ctx context.Context, r *http.Request, charge *Charge) (Payment, error) {
+// Payment implements Rail.
+func (x *x402Rail) Payment(r *http.Request, charge *Charge) (Payment, error) {
 	var p *x402.PaymentPayload
 	var err error
 	if h := r.Header.Get(x402.HeaderPaymentSignature); h != "" {
@@ -113,13 +113,6 @@ func (x *x402Rail) Authorize(ctx context.Context, r *http.Request, charge *Charg
 	if err != nil {
 		return nil, &x402.Error{Reason: x402.ReasonExactPayload, Message: err.Error()}
 	}
-	v, err := x.cfg.Facilitator.Verify(ctx, p, req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: verify: %v", ErrUnavailable, err)
-	}
-	if !v.IsValid {
-		return nil, &x402.Error{Reason: v.InvalidReason, Message: v.InvalidMessage}
-	}
 	return &x402Payment{
 		rail:    x,
 		payload: p,
@@ -143,6 +136,18 @@ func (p *x402Payment) Key() store.Key     { return p.key }
 func (p *x402Payment) Expires() time.Time { return p.expires }
 func (p *x402Payment) Payer() string      { return p.payer }
 
+// Verify implements Payment.
+func (p *x402Payment) Verify(ctx context.Context) error {
+	v, err := p.rail.cfg.Facilitator.Verify(ctx, p.payload, p.req)
+	if err != nil {
+		return fmt.Errorf("%w: verify: %v", ErrUnavailable, err)
+	}
+	if !v.IsValid {
+		return &x402.Error{Reason: v.InvalidReason, Message: v.InvalidMessage}
+	}
+	return nil
+}
+
 // Settle implements Payment. The receipt header is PAYMENT-RESPONSE for v2 buyers and
 // X-PAYMENT-RESPONSE for v1 buyers.
 func (p *x402Payment) Settle(ctx context.Context) (*Receipt, error) {
@@ -160,6 +165,7 @@ func (p *x402Payment) Settle(ctx context.Context) (*Receipt, error) {
 	}
 	receipt := &Receipt{
 		Settled:     s.Success,
+		Pending:     !s.Success && s.ErrorReason == x402.ReasonSettlementPending,
 		Transaction: s.Transaction,
 		Reason:      string(s.ErrorReason),
 		Header:      http.Header{},

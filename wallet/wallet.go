@@ -30,6 +30,10 @@ type Config struct {
 	// MaxAuthorization bounds how long a signed authorization stays valid, whatever the server
 	// asks. Default: 10 minutes.
 	MaxAuthorization time.Duration
+	// PendingWait bounds how long the wallet keeps presenting a payment whose settlement the
+	// seller reports as pending (or could not finish) before giving up. It re-presents the same
+	// signed payment, never a new one, so it cannot pay twice. Default: 20s.
+	PendingWait time.Duration
 	// Base sends the requests. Default: http.DefaultTransport.
 	Base http.RoundTripper
 	// Now is the clock. Default: time.Now.
@@ -83,6 +87,9 @@ func New(cfg Config) (*Wallet, error) {
 	if cfg.Base == nil {
 		cfg.Base = http.DefaultTransport
 	}
+	if cfg.PendingWait <= 0 {
+		cfg.PendingWait = 20 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -118,18 +125,53 @@ func (w *Wallet) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	retry := req.Clone(req.Context())
-	if body != nil {
-		retry.Body = io.NopCloser(bytes.NewReader(body))
-		retry.ContentLength = int64(len(body))
-	}
-	retry.Header.Set(header, value)
-	resp, err = w.cfg.Base.RoundTrip(retry)
+	resp, err = w.present(req, body, header, value)
 	if err != nil {
 		return nil, err
 	}
 	w.record(req, choice, resp)
 	return resp, nil
+}
+
+// present sends req with the signed payment, and sends the same payment again, with backoff,
+// while the seller answers that its settlement is pending or that it could not finish it: the
+// money may already have moved, and only this payment can collect what it bought.
+func (w *Wallet) present(req *http.Request, body []byte, header, value string) (*http.Response, error) {
+	deadline := w.cfg.Now().Add(w.cfg.PendingWait)
+	delay := 250 * time.Millisecond
+	for {
+		retry := req.Clone(req.Context())
+		if body != nil {
+			retry.Body = io.NopCloser(bytes.NewReader(body))
+			retry.ContentLength = int64(len(body))
+		}
+		retry.Header.Set(header, value)
+		resp, err := w.cfg.Base.RoundTrip(retry)
+		if err != nil || !settlementUnfinished(resp) || w.cfg.Now().Add(delay).After(deadline) {
+			return resp, err
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		select {
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 4*time.Second)
+	}
+}
+
+// settlementUnfinished reports a paid request answered before its settlement was known: a 402
+// whose settlement is pending, or a 503 from a seller that could not reach its facilitator.
+func settlementUnfinished(resp *http.Response) bool {
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return true
+	}
+	if resp.StatusCode != http.StatusPaymentRequired {
+		return false
+	}
+	s, ok := Settlement(resp)
+	return ok && !s.Success && s.ErrorReason == x402.ReasonSettlementPending
 }
 
 func replayableBody(req *http.Request) ([]byte, error) {

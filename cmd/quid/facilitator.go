@@ -22,6 +22,8 @@ func runFacilitator(ctx context.Context, args []string, stdout, stderr io.Writer
 	keyFile := fs.String("key-file", "", "file holding the relayer's hex private key, mode 0600 (required)")
 	listen := fs.String("listen", "127.0.0.1:4021", "address of the HTTP API")
 	receiptTimeout := fs.Duration("receipt-timeout", facilitator.DefaultReceiptTimeout, "longest wait for a settlement's receipt before answering settlement_pending")
+	reconcileEvery := fs.Duration("reconcile-every", 30*time.Second, "how often unresolved settlements are reconciled with the chain")
+	sf := addStoreFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -29,28 +31,18 @@ func runFacilitator(ctx context.Context, args []string, stdout, stderr io.Writer
 		fs.Usage()
 		return errUsage
 	}
-	key, err := wallet.LoadKeyFile(*keyFile)
+	f, closeAll, err := openFacilitator(ctx, *rpcURL, *keyFile, sf, *receiptTimeout, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	client, err := ethclient.DialContext(dialCtx, *rpcURL)
-	if err != nil {
-		return fmt.Errorf("connecting to %s: %w", *rpcURL, err)
+	defer closeAll()
+	// Settle what an earlier run left unresolved before taking new payments, then keep at it.
+	if n, err := f.Reconcile(ctx); err != nil {
+		fmt.Fprintf(stderr, "reconciling at start: %v\n", err)
+	} else if n > 0 {
+		fmt.Fprintf(stderr, "reconciled %d settlements left by an earlier run\n", n)
 	}
-	defer client.Close()
-	id, err := client.ChainID(dialCtx)
-	if err != nil {
-		return fmt.Errorf("asking %s for its chain id: %w", *rpcURL, err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	f, err := facilitator.New(facilitator.Config{
-		Chain: client, ChainID: id.Uint64(), Relayer: key, ReceiptTimeout: *receiptTimeout, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
+	go f.RunReconciler(ctx, *reconcileEvery)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -70,4 +62,39 @@ func runFacilitator(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	return nil
+}
+
+// openFacilitator connects to the chain and the store and returns a facilitator on them, with
+// the function that closes both.
+func openFacilitator(ctx context.Context, rpcURL, keyFile string, sf storeFlags, receiptTimeout time.Duration, log *slog.Logger) (*facilitator.Facilitator, func(), error) {
+	key, err := wallet.LoadKeyFile(keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	client, err := ethclient.DialContext(dialCtx, rpcURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to %s: %w", rpcURL, err)
+	}
+	id, err := client.ChainID(dialCtx)
+	if err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("asking %s for its chain id: %w", rpcURL, err)
+	}
+	db, where, err := sf.open(ctx)
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	log.Info("store", "at", where)
+	f, err := facilitator.New(facilitator.Config{
+		Chain: client, ChainID: id.Uint64(), Relayer: key, Store: db, ReceiptTimeout: receiptTimeout, Logger: log,
+	})
+	if err != nil {
+		db.Close()
+		client.Close()
+		return nil, nil, err
+	}
+	return f, func() { db.Close(); client.Close() }, nil
 }

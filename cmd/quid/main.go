@@ -25,12 +25,19 @@ var commands = []command{
 	{"devchain", "serve only the local chain over JSON-RPC on 127.0.0.1", runDevchain},
 	{"facilitator", "serve the facilitator HTTP API against an EVM JSON-RPC endpoint", runFacilitator},
 	{"pay", "fetch a URL, paying its 402 within a maximum", runPay},
+	{"settlements", "list settlements, or reconcile the unresolved ones with the chain", runSettlements},
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signalContext()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// signalContext is cancelled by SIGINT or SIGTERM, so commands shut down cleanly.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
