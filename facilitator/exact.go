@@ -135,7 +135,7 @@ func unix(t time.Time) uint64 {
 
 func (f *Facilitator) transferCall(pay *exactPayment) ethereum.CallMsg {
 	return ethereum.CallMsg{
-		From: f.relayer.addr,
+		From: f.Relayer(),
 		To:   &pay.asset,
 		Data: evm.TransferWithAuthorizationCalldata(&pay.auth, pay.sig),
 	}

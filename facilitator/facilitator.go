@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -22,6 +24,13 @@ type Config struct {
 	ChainID uint64
 	// Relayer signs the settlement transactions and pays their gas. Required.
 	Relayer *ecdsa.PrivateKey
+	// ExtraRelayers are further keys used in parallel with Relayer, for throughput: each key has
+	// its own serialized nonce sequence, and settlements are spread over the keys.
+	ExtraRelayers []*ecdsa.PrivateKey
+	// MaxFee caps the network fee (gas limit × max fee per gas, in wei) the relayer will pay to
+	// settle one payment; a settlement that would cost more is refused before anything is sent.
+	// Default: no cap.
+	MaxFee *big.Int
 	// Store persists settlements and balance reservations, so that no authorization is
 	// broadcast twice and none is lost across restarts or between instances sharing it.
 	// Default: an in-memory SQLite database, lost when the process exits.
@@ -43,11 +52,11 @@ type Config struct {
 // Facilitator verifies and settles x402 exact payments on one EVM chain. It is safe for
 // concurrent use.
 type Facilitator struct {
-	cfg     Config
-	network x402.Network
-	relayer *relayer
-	log     *slog.Logger
-
+	cfg      Config
+	network  x402.Network
+	relayers []*relayer
+	next     atomic.Uint64
+	log      *slog.Logger
 }
 
 // Store is what the facilitator persists. *store.DB has it.
@@ -94,11 +103,15 @@ func New(cfg Config) (*Facilitator, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	relayers := []*relayer{newRelayer(cfg.Chain, cfg.ChainID, cfg.Relayer, cfg.MaxFee)}
+	for _, k := range cfg.ExtraRelayers {
+		relayers = append(relayers, newRelayer(cfg.Chain, cfg.ChainID, k, cfg.MaxFee))
+	}
 	return &Facilitator{
-		cfg:         cfg,
-		network:     x402.EIP155(cfg.ChainID),
-		relayer:     newRelayer(cfg.Chain, cfg.ChainID, cfg.Relayer),
-		log:         log,
+		cfg:      cfg,
+		network:  x402.EIP155(cfg.ChainID),
+		relayers: relayers,
+		log:      log,
 	}, nil
 }
 
@@ -106,10 +119,19 @@ func New(cfg Config) (*Facilitator, error) {
 func (f *Facilitator) Network() x402.Network { return f.network }
 
 // Relayer returns the address that sends settlement transactions.
-func (f *Facilitator) Relayer() common.Address { return f.relayer.addr }
+func (f *Facilitator) Relayer() common.Address { return f.relayers[0].addr }
+
+// pick returns the relayer for the next settlement, in turn.
+func (f *Facilitator) pick() *relayer {
+	return f.relayers[int(f.next.Add(1)%uint64(len(f.relayers)))]
+}
 
 // Supported lists what the facilitator verifies and settles.
 func (f *Facilitator) Supported(context.Context) (*x402.SupportedResponse, error) {
+	var signers []string
+	for _, r := range f.relayers {
+		signers = append(signers, r.addr.Hex())
+	}
 	kinds := []x402.SupportedKind{{X402Version: x402.V2, Scheme: x402.SchemeExact, Network: f.network}}
 	if name, ok := f.network.V1Name(); ok {
 		kinds = append(kinds, x402.SupportedKind{X402Version: x402.V1, Scheme: x402.SchemeExact, Network: x402.Network(name)})
@@ -117,7 +139,7 @@ func (f *Facilitator) Supported(context.Context) (*x402.SupportedResponse, error
 	return &x402.SupportedResponse{
 		Kinds:      kinds,
 		Extensions: []string{},
-		Signers:    map[string][]string{"eip155:*": {f.relayer.addr.Hex()}},
+		Signers:    map[string][]string{"eip155:*": signers},
 	}, nil
 }
 

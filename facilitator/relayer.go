@@ -3,6 +3,8 @@ package facilitator
 import (
 	"context"
 	"crypto/ecdsa"
+	"errors"
+	"fmt"
 	"math/big"
 	"sync"
 
@@ -10,6 +12,9 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 )
+
+// errFeeTooHigh refuses a settlement whose network fee could exceed Config.MaxFee.
+var errFeeTooHigh = errors.New("network fee above the configured cap")
 
 // relayer sends transactions from one key with one nonce sequence. Sends are serialized: two
 // concurrent settlements reading the same pending nonce is the classic relayer bug
@@ -20,13 +25,16 @@ type relayer struct {
 	addr   common.Address
 	signer types.Signer
 
+	maxFee *big.Int
+
 	mu     sync.Mutex
 	nonce  uint64
 	seeded bool
 }
 
-func newRelayer(chain Chain, chainID uint64, key *ecdsa.PrivateKey) *relayer {
+func newRelayer(chain Chain, chainID uint64, key *ecdsa.PrivateKey, maxFee *big.Int) *relayer {
 	return &relayer{
+		maxFee: maxFee,
 		chain:  chain,
 		key:    key,
 		addr:   crypto.PubkeyToAddress(key.PublicKey),
@@ -57,6 +65,11 @@ func (r *relayer) send(ctx context.Context, to common.Address, data []byte, gas 
 		return nil, err
 	}
 	feeCap := new(big.Int).Add(tip, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
+	if r.maxFee != nil {
+		if cost := new(big.Int).Mul(feeCap, new(big.Int).SetUint64(gas)); cost.Cmp(r.maxFee) > 0 {
+			return nil, fmt.Errorf("%w: up to %s wei, cap %s wei", errFeeTooHigh, cost, r.maxFee)
+		}
+	}
 	tx, err := types.SignNewTx(r.key, r.signer, &types.DynamicFeeTx{
 		Nonce:     r.nonce,
 		GasTipCap: tip,

@@ -74,12 +74,13 @@ func (f *Facilitator) Settle(ctx context.Context, p *x402.PaymentPayload, req x4
 		return f.failure(pay, x402.Errorf(x402.ReasonExactSimulationFailed, "settlement needs %d gas, more than the cap of %d", gas, f.cfg.MaxGas), ""), nil
 	}
 
-	tx, err := f.relayer.send(ctx, pay.asset, call.Data, gas, func(tx *types.Transaction) error {
+	relayer := f.pick()
+	tx, err := relayer.send(ctx, pay.asset, call.Data, gas, func(tx *types.Transaction) error {
 		raw, err := tx.MarshalBinary()
 		if err != nil {
 			return err
 		}
-		rec.State, rec.Tx, rec.RawTx, rec.Relayer, rec.RelayerNonce = store.StateSubmitted, tx.Hash().Hex(), raw, f.relayer.addr.Hex(), tx.Nonce()
+		rec.State, rec.Tx, rec.RawTx, rec.Relayer, rec.RelayerNonce = store.StateSubmitted, tx.Hash().Hex(), raw, relayer.addr.Hex(), tx.Nonce()
 		ok, err := f.cfg.Store.Update(ctx, rec, store.StateVerified)
 		if err == nil && !ok {
 			err = errors.New("settlement changed under its owner")
@@ -87,6 +88,9 @@ func (f *Facilitator) Settle(ctx context.Context, p *x402.PaymentPayload, req x4
 		return err
 	})
 	switch {
+	case errors.Is(err, errFeeTooHigh):
+		f.forget(rec.Key, store.StateVerified)
+		return f.failure(pay, x402.Errorf(x402.ReasonUnexpectedSettleError, "%v", err), ""), nil
 	case tx == nil:
 		// Nothing was signed into the record, so nothing can have been sent.
 		f.forget(rec.Key, store.StateVerified)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/ethereum/go-ethereum/ethclient"
 
+	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/facilitator"
 	"github.com/quidpay/quid/wallet"
 )
@@ -22,6 +24,7 @@ func runFacilitator(ctx context.Context, args []string, stdout, stderr io.Writer
 	keyFile := fs.String("key-file", "", "file holding the relayer's hex private key, mode 0600 (required)")
 	listen := fs.String("listen", "127.0.0.1:4021", "address of the HTTP API")
 	receiptTimeout := fs.Duration("receipt-timeout", facilitator.DefaultReceiptTimeout, "longest wait for a settlement's receipt before answering settlement_pending")
+	maxFee := fs.String("max-fee", "", "most ETH (native units) the relayer may spend on gas to settle one payment, e.g. 0.0005; none by default")
 	reconcileEvery := fs.Duration("reconcile-every", 30*time.Second, "how often unresolved settlements are reconciled with the chain")
 	sf := addStoreFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -31,7 +34,15 @@ func runFacilitator(ctx context.Context, args []string, stdout, stderr io.Writer
 		fs.Usage()
 		return errUsage
 	}
-	f, closeAll, err := openFacilitator(ctx, *rpcURL, *keyFile, sf, *receiptTimeout, slog.New(slog.NewTextHandler(stderr, nil)))
+	var feeCap *big.Int
+	if *maxFee != "" {
+		wei, err := evm.ParseDecimal(*maxFee, 18)
+		if err != nil {
+			return fmt.Errorf("--max-fee %q: not an amount of ETH", *maxFee)
+		}
+		feeCap = wei.Big()
+	}
+	f, closeAll, err := openFacilitator(ctx, *rpcURL, *keyFile, sf, *receiptTimeout, feeCap, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
 	}
@@ -66,7 +77,7 @@ func runFacilitator(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // openFacilitator connects to the chain and the store and returns a facilitator on them, with
 // the function that closes both.
-func openFacilitator(ctx context.Context, rpcURL, keyFile string, sf storeFlags, receiptTimeout time.Duration, log *slog.Logger) (*facilitator.Facilitator, func(), error) {
+func openFacilitator(ctx context.Context, rpcURL, keyFile string, sf storeFlags, receiptTimeout time.Duration, maxFee *big.Int, log *slog.Logger) (*facilitator.Facilitator, func(), error) {
 	key, err := wallet.LoadKeyFile(keyFile)
 	if err != nil {
 		return nil, nil, err
@@ -89,7 +100,7 @@ func openFacilitator(ctx context.Context, rpcURL, keyFile string, sf storeFlags,
 	}
 	log.Info("store", "at", where)
 	f, err := facilitator.New(facilitator.Config{
-		Chain: client, ChainID: id.Uint64(), Relayer: key, Store: db, ReceiptTimeout: receiptTimeout, Logger: log,
+		Chain: client, ChainID: id.Uint64(), Relayer: key, Store: db, ReceiptTimeout: receiptTimeout, MaxFee: maxFee, Logger: log,
 	})
 	if err != nil {
 		db.Close()

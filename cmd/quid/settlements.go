@@ -74,7 +74,7 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return errUsage
 	}
-	f, closeAll, err := openFacilitator(ctx, *rpcURL, *keyFile, sf, facilitator.DefaultReceiptTimeout, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	f, closeAll, err := openFacilitator(ctx, *rpcURL, *keyFile, sf, facilitator.DefaultReceiptTimeout, nil, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}
