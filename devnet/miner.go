@@ -89,6 +89,22 @@ func (m *miner) mine(ctx context.Context, txs []common.Hash) error {
 	}
 }
 
+// enqueue asks for txs to be mined without waiting for it.
+func (m *miner) enqueue(txs []common.Hash) {
+	req := &mineRequest{txs: txs, done: make(chan error, 1)}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.waiting = append(m.waiting, req)
+	m.mu.Unlock()
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
 // stop ends the loop and fails every request still waiting.
 func (m *miner) stop() {
 	m.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/big"
+	"syscall"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -40,6 +41,12 @@ var ErrUnavailable = errors.New("facilitator: unavailable")
 func isRejection(err error) bool {
 	var rpcErr rpc.Error
 	return errors.As(err, &rpcErr)
+}
+
+// notSent reports an error that proves a request never reached the node: the connection was
+// refused. Other transport errors (timeouts, resets) leave open whether it arrived.
+func notSent(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // revertMessage extracts the human part of a revert error without the RPC plumbing.

@@ -3,6 +3,7 @@ package facilitator
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -65,8 +66,11 @@ func (f *Facilitator) verify(ctx context.Context, p *x402.PaymentPayload, req x4
 		return pay, x402.Errorf(x402.ReasonInvalidPaymentRequirements, "payTo: %v", err), nil
 	}
 	amount, err := evm.ParseAmount(req.Amount)
-	if err != nil || req.MaxTimeoutSeconds <= 0 {
-		return pay, x402.Errorf(x402.ReasonInvalidPaymentRequirements, "amount and maxTimeoutSeconds must be positive integers"), nil
+	if err != nil || amount.IsZero() {
+		return pay, x402.Errorf(x402.ReasonInvalidPaymentRequirements, "amount must be a positive integer"), nil
+	}
+	if req.MaxTimeoutSeconds <= 0 || req.MaxTimeoutSeconds > maxTimeoutSeconds {
+		return pay, x402.Errorf(x402.ReasonInvalidPaymentRequirements, "maxTimeoutSeconds must be between 1 and %d", maxTimeoutSeconds), nil
 	}
 
 	ex, err := p.ExactEVM()
@@ -120,7 +124,8 @@ func (f *Facilitator) verify(ctx context.Context, p *x402.PaymentPayload, req x4
 			if !isRejection(err) {
 				return pay, nil, fmt.Errorf("%w: eth_call: %v", ErrUnavailable, err)
 			}
-			return pay, f.diagnose(ctx, pay, err), nil
+			perr, err := f.diagnose(ctx, pay, err)
+			return pay, perr, err // perr nil: valid from the next block on
 		}
 	}
 	return pay, nil, nil
@@ -142,32 +147,63 @@ func (f *Facilitator) transferCall(pay *exactPayment) ethereum.CallMsg {
 }
 
 // diagnose turns a failed simulation into the most specific reason, by asking the token what
-// it knows: whether it implements EIP-3009, whether the nonce is spent, its domain, the balance.
-func (f *Facilitator) diagnose(ctx context.Context, pay *exactPayment, simErr error) *x402.Error {
-	call := func(data []byte) ([]byte, error) {
-		return f.cfg.Chain.CallContract(ctx, ethereum.CallMsg{To: &pay.asset, Data: data}, nil)
-	}
-	if ret, err := call(evm.AuthorizationStateCalldata(pay.auth.From, pay.auth.Nonce)); err != nil {
-		return x402.Errorf(x402.ReasonExactEIP3009Unsupported, "authorizationState: %s", revertMessage(err))
-	} else if used, err := evm.DecodeBool(ret); err != nil {
-		return x402.Errorf(x402.ReasonExactEIP3009Unsupported, "authorizationState: %v", err)
-	} else if used {
-		return &x402.Error{Reason: x402.ReasonExactNonceUsed}
-	}
-	if ret, err := call(evm.SelectorName[:]); err == nil {
-		if name, err := evm.DecodeString(ret); err == nil && name != pay.domain.Name {
-			return x402.Errorf(x402.ReasonExactTokenNameMismatch, "token name is %q", name)
+// it knows: whether it implements EIP-3009, whether the nonce is spent, its domain, the balance,
+// and finally what its revert said. A question the chain does not answer makes the whole
+// diagnosis ErrUnavailable: a guessed reason would be a definitive refusal of a payment that may
+// be fine.
+func (f *Facilitator) diagnose(ctx context.Context, pay *exactPayment, simErr error) (*x402.Error, error) {
+	call := func(data []byte) ([]byte, bool, error) {
+		ret, err := f.cfg.Chain.CallContract(ctx, ethereum.CallMsg{To: &pay.asset, Data: data}, nil)
+		switch {
+		case err == nil:
+			return ret, true, nil
+		case isRejection(err):
+			return nil, false, nil // the token reverted: it does not answer this question
 		}
+		return nil, false, fmt.Errorf("%w: diagnosing a failed simulation: %v", ErrUnavailable, err)
 	}
-	if ret, err := call(evm.SelectorVersion[:]); err == nil {
-		if v, err := evm.DecodeString(ret); err == nil && v != pay.domain.Version {
-			return x402.Errorf(x402.ReasonExactTokenVersionMismatch, "token version is %q", v)
-		}
+	ret, ok, err := call(evm.AuthorizationStateCalldata(pay.auth.From, pay.auth.Nonce))
+	if err != nil {
+		return nil, err
 	}
-	if ret, err := call(evm.BalanceOfCalldata(pay.auth.From)); err == nil {
-		if bal, err := evm.DecodeUint256(ret); err == nil && bal.Cmp(pay.auth.Value) < 0 {
-			return &x402.Error{Reason: x402.ReasonExactInsufficientBalance}
-		}
+	used, decodeErr := evm.DecodeBool(ret)
+	switch {
+	case !ok || decodeErr != nil:
+		return x402.Errorf(x402.ReasonExactEIP3009Unsupported, "the token does not answer authorizationState"), nil
+	case used:
+		return &x402.Error{Reason: x402.ReasonExactNonceUsed}, nil
 	}
-	return x402.Errorf(x402.ReasonExactSimulationFailed, "%s", revertMessage(simErr))
+	if ret, ok, err := call(evm.SelectorName[:]); err != nil {
+		return nil, err
+	} else if name, derr := evm.DecodeString(ret); ok && derr == nil && name != pay.domain.Name {
+		return x402.Errorf(x402.ReasonExactTokenNameMismatch, "token name is %q", name), nil
+	}
+	if ret, ok, err := call(evm.SelectorVersion[:]); err != nil {
+		return nil, err
+	} else if v, derr := evm.DecodeString(ret); ok && derr == nil && v != pay.domain.Version {
+		return x402.Errorf(x402.ReasonExactTokenVersionMismatch, "token version is %q", v), nil
+	}
+	if ret, ok, err := call(evm.BalanceOfCalldata(pay.auth.From)); err != nil {
+		return nil, err
+	} else if bal, derr := evm.DecodeUint256(ret); ok && derr == nil && bal.Cmp(pay.auth.Value) < 0 {
+		return &x402.Error{Reason: x402.ReasonExactInsufficientBalance}, nil
+	}
+	// The token checks the validity window against the block's timestamp, which can trail the
+	// clock the window was checked against here: say so in the protocol's terms.
+	msg := revertMessage(simErr)
+	switch {
+	case strings.Contains(msg, "not yet valid") && pay.auth.ValidAfter <= unix(f.now()):
+		// Nothing else is wrong: the head block is merely stamped no later than validAfter,
+		// and the next block, stamped later, accepts the transfer.
+		return nil, nil
+	case strings.Contains(msg, "not yet valid"):
+		return x402.Errorf(x402.ReasonExactValidAfter, "the token says: %s", msg), nil
+	case strings.Contains(msg, "expired"):
+		return x402.Errorf(x402.ReasonExactValidBefore, "the token says: %s", msg), nil
+	}
+	return x402.Errorf(x402.ReasonExactSimulationFailed, "%s", msg), nil
 }
+
+// maxTimeoutSeconds bounds the maxTimeoutSeconds quid accepts in requirements (a week): far
+// beyond any real route, far below where time arithmetic overflows.
+const maxTimeoutSeconds = 7 * 24 * 3600

@@ -15,6 +15,8 @@ import (
 //	POST /verify     {x402Version, paymentPayload, paymentRequirements} → VerifyResponse
 //	POST /settle     same body → SettleResponse
 //	GET  /supported  → SupportedResponse
+//	GET  /discovery/resources?type=&payTo=&scheme=&network=&extensions=&limit=&offset=
+//	                 → DiscoveryResponse: the routes verified payments declared (bazaar)
 //	GET  /healthz    → {"ok":true,"network":…,"block":…}, 503 when the chain does not answer
 //
 // Invalid payments are answered 200 with isValid or success false and the reason, as the x402
@@ -22,6 +24,7 @@ import (
 // shape; a chain that cannot be asked is 503.
 func (f *Facilitator) Handler() http.Handler {
 	mux := http.NewServeMux()
+	cat := newCatalog(f.now)
 	mux.HandleFunc("POST /verify", func(w http.ResponseWriter, r *http.Request) {
 		p, req, err := readRequest(w, r)
 		if err != nil {
@@ -33,6 +36,7 @@ func (f *Facilitator) Handler() http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, &x402.VerifyResponse{InvalidReason: x402.ReasonUnexpectedVerifyError, InvalidMessage: "chain unavailable"})
 			return
 		}
+		cat.afterVerify(w, p, req, resp)
 		writeJSON(w, http.StatusOK, resp)
 	})
 	mux.HandleFunc("POST /settle", func(w http.ResponseWriter, r *http.Request) {
@@ -50,8 +54,10 @@ func (f *Facilitator) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /supported", func(w http.ResponseWriter, r *http.Request) {
 		s, _ := f.Supported(r.Context())
+		s.Extensions = append(s.Extensions, ExtensionBazaar) // the catalog lives with this handler
 		writeJSON(w, http.StatusOK, s)
 	})
+	mux.HandleFunc("GET /discovery/resources", cat.serveResources)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
@@ -60,7 +66,7 @@ func (f *Facilitator) Handler() http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "network": f.network, "error": "chain unavailable"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "network": f.network, "block": head.Number.Uint64(), "relayer": f.relayer.addr.Hex()})
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "network": f.network, "block": head.Number.Uint64(), "relayer": f.Relayer().Hex()})
 	})
 	return mux
 }

@@ -16,15 +16,9 @@ import (
 	"github.com/quidpay/quid/x402"
 )
 
-// Reasons for settlements the reconciler closes without a receipt of ours.
-const (
-	// reasonDropped: our transaction was never mined and its relayer nonce was used by another,
-	// so it never can be; the authorization was not used, so no value moved.
-	reasonDropped x402.Reason = "settlement_dropped"
-	// reasonUsedElsewhere: the authorization was used (or cancelled) without a transfer to the
-	// payee we can find.
-	reasonUsedElsewhere x402.Reason = "invalid_exact_evm_nonce_already_used"
-)
+// reasonUsedElsewhere closes a settlement whose authorization was used (or cancelled) without a
+// transfer to the payee that we can find.
+const reasonUsedElsewhere = x402.ReasonExactNonceUsed
 
 // transferLookback bounds the eth_getLogs search for a transfer made by someone else's
 // transaction (front-running).
@@ -165,8 +159,14 @@ func (f *Facilitator) reconcile(ctx context.Context, s *store.Settlement) error 
 		if receipt, err := f.cfg.Chain.TransactionReceipt(ctx, tx); err == nil {
 			return f.closeFromReceipt(ctx, s, pay, from, receipt)
 		}
-		s.State, s.Reason = store.StateFailed, string(reasonDropped)
-		f.finish(ctx, s, from)
+		// Ours can never be mined and the authorization is unused: nothing moved. Forget the
+		// settlement so the payment, still valid, can be settled afresh.
+		if ok, err := f.cfg.Store.Delete(ctx, s.Key, from); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		} else if ok {
+			f.cfg.Store.Unreserve(ctx, s.Key)
+			f.log.Info("forgot a settlement whose transaction was dropped", "tx", s.Tx)
+		}
 		return nil
 	}
 	if len(s.RawTx) > 0 && f.now().Before(s.Expires) {
@@ -181,8 +181,7 @@ func (f *Facilitator) reconcile(ctx context.Context, s *store.Settlement) error 
 	} else if !f.now().Before(s.Expires) {
 		// Past validBefore the token refuses the authorization: it can never be used now.
 		s.State, s.Reason = store.StateFailed, string(x402.ReasonExactValidBefore)
-		f.finish(ctx, s, from)
-		return nil
+		return f.finish(ctx, s, from, 0)
 	}
 	return f.markUnknown(ctx, s, from)
 }
@@ -193,8 +192,7 @@ func (f *Facilitator) closeFromReceipt(ctx context.Context, s *store.Settlement,
 		return f.closeUsedOr(ctx, s, pay, from, reason)
 	}
 	s.State = store.StateConfirmed
-	f.finish(ctx, s, from)
-	return nil
+	return f.finish(ctx, s, from, r.BlockNumber.Uint64())
 }
 
 func (f *Facilitator) closeUsed(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State) error {
@@ -204,7 +202,7 @@ func (f *Facilitator) closeUsed(ctx context.Context, s *store.Settlement, pay *e
 // closeUsedOr closes s as confirmed if the chain holds a transfer of this authorization to the
 // payee in any transaction, and as failed with reason otherwise.
 func (f *Facilitator) closeUsedOr(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State, reason x402.Reason) error {
-	paidBy, err := f.findTransfer(ctx, pay)
+	paidBy, block, err := f.findTransfer(ctx, pay)
 	if err != nil {
 		return err
 	}
@@ -213,12 +211,10 @@ func (f *Facilitator) closeUsedOr(ctx context.Context, s *store.Settlement, pay 
 			f.log.Info("payment settled by another transaction", "tx", paidBy.Hex(), "ours", s.Tx)
 		}
 		s.State, s.Tx, s.Reason = store.StateConfirmed, paidBy.Hex(), ""
-		f.finish(ctx, s, from)
-		return nil
+		return f.finish(ctx, s, from, block)
 	}
 	s.State, s.Reason = store.StateFailed, string(reason)
-	f.finish(ctx, s, from)
-	return nil
+	return f.finish(ctx, s, from, 0)
 }
 
 // markUnknown records that s is still unresolved; writing it also ends the reconciler's lease,
@@ -246,10 +242,10 @@ func (f *Facilitator) authorizationUsed(ctx context.Context, pay *exactPayment) 
 // findTransfer returns the transaction holding this authorization's transfer to the payee, if
 // any. EIP-3009 makes the authorization single-use, so a Transfer(from, to, value) from the
 // token in a block where the authorization's AuthorizationUsed event also appears is it.
-func (f *Facilitator) findTransfer(ctx context.Context, pay *exactPayment) (common.Hash, error) {
+func (f *Facilitator) findTransfer(ctx context.Context, pay *exactPayment) (common.Hash, uint64, error) {
 	head, err := f.cfg.Chain.HeaderByNumber(ctx, nil)
 	if err != nil {
-		return common.Hash{}, fmt.Errorf("%w: head: %v", ErrUnavailable, err)
+		return common.Hash{}, 0, fmt.Errorf("%w: head: %v", ErrUnavailable, err)
 	}
 	fromBlock := new(big.Int)
 	if n := head.Number.Uint64(); n > transferLookback {
@@ -260,16 +256,16 @@ func (f *Facilitator) findTransfer(ctx context.Context, pay *exactPayment) (comm
 		Topics: [][]common.Hash{{evm.AuthorizationUsedTopic}, {common.BytesToHash(pay.auth.From[:])}, {common.Hash(pay.auth.Nonce)}},
 	})
 	if err != nil {
-		return common.Hash{}, fmt.Errorf("%w: logs: %v", ErrUnavailable, err)
+		return common.Hash{}, 0, fmt.Errorf("%w: logs: %v", ErrUnavailable, err)
 	}
 	for _, u := range used {
 		r, err := f.cfg.Chain.TransactionReceipt(ctx, u.TxHash)
 		if err != nil {
-			return common.Hash{}, fmt.Errorf("%w: receipt: %v", ErrUnavailable, err)
+			return common.Hash{}, 0, fmt.Errorf("%w: receipt: %v", ErrUnavailable, err)
 		}
 		if r.Status == types.ReceiptStatusSuccessful && hasTransfer(r.Logs, pay) {
-			return u.TxHash, nil
+			return u.TxHash, r.BlockNumber.Uint64(), nil
 		}
 	}
-	return common.Hash{}, nil
+	return common.Hash{}, 0, nil
 }

@@ -84,13 +84,15 @@ func (r *relayer) send(ctx context.Context, to common.Address, data []byte, gas 
 	if err := persist(tx); err != nil {
 		return nil, err
 	}
-	// From here on the nonce is spent: the transaction is on record and will be sent, by this
-	// call or by the reconciler.
-	r.nonce++
 	if err := r.chain.SendTransaction(ctx, tx); err != nil {
-		// Whatever happened, the chain's pending count is the truth for the next send.
+		if notSent(err) {
+			// The node never saw it: the nonce is still free for the next transaction.
+			return tx, err
+		}
+		// The node refused it or may have it; its pending count is the truth for the next send.
 		r.seeded = false
 		return tx, err
 	}
+	r.nonce++
 	return tx, nil
 }

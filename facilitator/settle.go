@@ -43,6 +43,10 @@ func (f *Facilitator) Settle(ctx context.Context, p *x402.PaymentPayload, req x4
 		return nil, err
 	}
 	created, existing, err := f.cfg.Store.Create(ctx, rec)
+	if errors.Is(err, store.ErrNotFound) {
+		// Another caller held the payment and let it go between our insert and our read.
+		created, existing, err = f.cfg.Store.Create(ctx, rec)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -62,11 +66,21 @@ func (f *Facilitator) Settle(ctx context.Context, p *x402.PaymentPayload, req x4
 	call := f.transferCall(pay)
 	gas, err := f.cfg.Chain.EstimateGas(ctx, call)
 	if err != nil {
-		f.forget(rec.Key, store.StateVerified)
 		if !isRejection(err) {
+			f.forget(rec.Key, store.StateVerified)
 			return nil, fmt.Errorf("%w: eth_estimateGas: %v", ErrUnavailable, err)
 		}
-		return f.failure(pay, f.diagnose(ctx, pay, err), ""), nil
+		perr, derr := f.diagnose(ctx, pay, err)
+		switch {
+		case derr != nil:
+			f.forget(rec.Key, store.StateVerified)
+			return nil, derr
+		case perr != nil:
+			f.forget(rec.Key, store.StateVerified)
+			return f.failure(pay, perr, ""), nil
+		}
+		// Valid from the next block on; estimate with the cap, since the head cannot run it.
+		gas = f.cfg.MaxGas * 5 / 6
 	}
 	gas += gas / 5
 	if gas > f.cfg.MaxGas {
@@ -95,9 +109,14 @@ func (f *Facilitator) Settle(ctx context.Context, p *x402.PaymentPayload, req x4
 		// Nothing was signed into the record, so nothing can have been sent.
 		f.forget(rec.Key, store.StateVerified)
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case err != nil && notSent(err):
+		// The transaction never reached the node; no value moved, and it may be settled again.
+		f.forget(rec.Key, store.StateSubmitted)
+		return nil, fmt.Errorf("%w: broadcast: %v", ErrUnavailable, err)
 	case err != nil && isRejection(err):
 		// The node refused the transaction; no value moved.
 		f.forget(rec.Key, store.StateSubmitted)
+		f.log.Warn("settlement broadcast refused", "err", err)
 		return f.failure(pay, x402.Errorf(x402.ReasonUnexpectedSettleError, "broadcast refused: %s", revertMessage(err)), ""), nil
 	case err != nil:
 		f.log.Warn("settlement broadcast outcome unknown", "tx", tx.Hash().Hex(), "err", err)
@@ -150,7 +169,12 @@ func (f *Facilitator) paymentOf(s *store.Settlement) (*exactPayment, error) {
 // reserve holds the payment's value against the payer's on-chain balance, so concurrent
 // payments from one payer are admitted only while they fit in it together.
 func (f *Facilitator) reserve(ctx context.Context, pay *exactPayment) (*x402.Error, error) {
-	ret, err := f.cfg.Chain.CallContract(ctx, ethereum.CallMsg{To: &pay.asset, Data: evm.BalanceOfCalldata(pay.auth.From)}, nil)
+	// The balance is read at a known block, so reservations settled after it still count.
+	head, err := f.cfg.Chain.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: head: %v", ErrUnavailable, err)
+	}
+	ret, err := f.cfg.Chain.CallContract(ctx, ethereum.CallMsg{To: &pay.asset, Data: evm.BalanceOfCalldata(pay.auth.From)}, head.Number)
 	if err != nil {
 		if !isRejection(err) {
 			return nil, fmt.Errorf("%w: balanceOf: %v", ErrUnavailable, err)
@@ -162,7 +186,7 @@ func (f *Facilitator) reserve(ctx context.Context, pay *exactPayment) (*x402.Err
 		return &x402.Error{Reason: x402.ReasonExactEIP3009Unsupported, Message: "balanceOf: " + err.Error()}, nil
 	}
 	scope := store.Key(reservationScope(f.cfg.ChainID, pay.asset, pay.auth.From))
-	ok, err := f.cfg.Store.Reserve(ctx, scope, pay.key, pay.auth.Value, balance, time.Unix(int64(pay.auth.ValidBefore), 0))
+	ok, err := f.cfg.Store.Reserve(ctx, scope, pay.key, pay.auth.Value, balance, head.Number.Uint64(), time.Unix(int64(pay.auth.ValidBefore), 0))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -191,9 +215,14 @@ func (f *Facilitator) again(ctx context.Context, pay *exactPayment, s *store.Set
 	case store.StateFailed:
 		return f.failure(pay, &x402.Error{Reason: x402.Reason(s.Reason)}, s.Tx), nil
 	}
-	// Submitted or unknown: find out now, never send again.
+	if s.State == store.StateSubmitted && f.now().Sub(s.Updated) < f.cfg.ReceiptTimeout+time.Minute {
+		// Its owner is waiting for the receipt right now and will record the outcome.
+		return f.failure(pay, &x402.Error{Reason: x402.ReasonSettlementPending}, s.Tx), nil
+	}
+	// Unknown (or abandoned by a dead owner): find out now, never send again.
 	if err := f.reconcile(ctx, s); err != nil {
-		return nil, err
+		f.log.Warn("reconciling on a repeated settle", "tx", s.Tx, "err", err)
+		return f.pending(pay, s.Tx), nil
 	}
 	switch s.State {
 	case store.StateConfirmed:
@@ -209,7 +238,8 @@ func (f *Facilitator) again(ctx context.Context, pay *exactPayment, s *store.Set
 func (f *Facilitator) reportConfirmed(ctx context.Context, pay *exactPayment, s *store.Settlement) (*x402.SettleResponse, error) {
 	first, err := f.cfg.Store.Report(ctx, s.Key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		f.log.Error("reporting settlement", "tx", s.Tx, "err", err)
+		return f.pending(pay, s.Tx), nil
 	}
 	if !first {
 		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed}, ""), nil
@@ -229,15 +259,24 @@ func (f *Facilitator) await(ctx context.Context, pay *exactPayment, rec *store.S
 		}
 		return f.failure(pay, x402.Errorf(x402.ReasonSettlementPending, "receipt not seen within %s", f.cfg.ReceiptTimeout), rec.Tx), nil
 	}
-	if reason := f.judge(ctx, pay, receipt); reason != "" {
-		rec.State, rec.Reason = store.StateFailed, string(reason)
-		f.finish(ctx, rec, store.StateSubmitted)
-		return f.failure(pay, &x402.Error{Reason: reason}, rec.Tx), nil
+	// Ours may have failed because someone else's transaction used the authorization first and
+	// paid the payee (front-running): closeFromReceipt counts that as paid.
+	if err := f.closeFromReceipt(ctx, rec, pay, store.StateSubmitted, receipt); err != nil {
+		return f.pending(pay, rec.Tx), nil
 	}
-	rec.State, rec.Reported = store.StateConfirmed, true
-	f.finish(ctx, rec, store.StateSubmitted)
+	if rec.State != store.StateConfirmed {
+		return f.failure(pay, &x402.Error{Reason: x402.Reason(rec.Reason)}, rec.Tx), nil
+	}
 	f.log.Info("settlement confirmed", "tx", rec.Tx, "block", receipt.BlockNumber)
-	return &x402.SettleResponse{Success: true, Payer: pay.payer(), Transaction: rec.Tx, Network: f.network}, nil
+	// Another instance reconciling the same settlement may have confirmed it first; whoever
+	// wins the report tells its caller.
+	return f.reportConfirmed(ctx, pay, rec)
+}
+
+// pending answers a settlement whose outcome is known on chain, or may be, but could not be
+// recorded: the caller must ask again, and must not take it as unpaid.
+func (f *Facilitator) pending(pay *exactPayment, tx string) *x402.SettleResponse {
+	return f.failure(pay, x402.Errorf(x402.ReasonSettlementPending, "outcome not yet recorded"), tx)
 }
 
 // judge returns why a mined settlement did not pay, or "" when it did.
@@ -252,17 +291,42 @@ func (f *Facilitator) judge(ctx context.Context, pay *exactPayment, r *types.Rec
 	return ""
 }
 
-// finish records a terminal outcome and releases the payer's reservation.
-func (f *Facilitator) finish(ctx context.Context, rec *store.Settlement, from store.State) {
+// finish records a terminal outcome. A confirmed payment's reservation is marked with the block
+// it was mined in (balances read from then on include it); a failed one's is released. Losing
+// the compare-and-set to another process that recorded the same outcome first is not an error.
+func (f *Facilitator) finish(ctx context.Context, rec *store.Settlement, from store.State, block uint64) error {
 	ctx = context.WithoutCancel(ctx)
-	if _, err := f.cfg.Store.Update(ctx, rec, from); err != nil {
-		// The reconciler will find the settlement still open and finish it.
-		f.log.Error("recording settlement outcome", "tx", rec.Tx, "state", rec.State, "err", err)
-		return
+	for {
+		won, err := f.cfg.Store.Update(ctx, rec, from)
+		if err != nil {
+			// The reconciler will find the settlement still open and finish it.
+			f.log.Error("recording settlement outcome", "tx", rec.Tx, "state", rec.State, "err", err)
+			return err
+		}
+		if won {
+			break
+		}
+		// Someone else moved it: a reconciler marking it unknown, or another instance
+		// recording the same outcome. Finish from where it is now, unless it is finished.
+		cur, err := f.cfg.Store.Get(ctx, rec.Key)
+		if err != nil {
+			return err
+		}
+		if cur.State.Terminal() || cur.State == from {
+			return nil
+		}
+		from = cur.State
 	}
-	if err := f.cfg.Store.Unreserve(ctx, rec.Key); err != nil {
-		f.log.Warn("releasing reservation", "err", err)
+	var err error
+	if rec.State == store.StateConfirmed {
+		err = f.cfg.Store.Settled(ctx, rec.Key, block)
+	} else {
+		err = f.cfg.Store.Unreserve(ctx, rec.Key)
 	}
+	if err != nil {
+		f.log.Warn("updating reservation", "err", err)
+	}
+	return nil
 }
 
 // forget deletes a settlement that provably moved no value, with its reservation, so the

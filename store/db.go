@@ -127,6 +127,9 @@ var migrations = []string{
 		expires_at BIGINT NOT NULL
 	);
 	CREATE INDEX reservations_scope ON reservations (scope, expires_at);`,
+	// A confirmed payment's reservation is kept, with its block, until balances read at later
+	// blocks include it.
+	`ALTER TABLE reservations ADD COLUMN settled_block BIGINT`,
 }
 
 func (d *DB) migrate(ctx context.Context) error {
@@ -192,8 +195,12 @@ func (d *DB) Release(ctx context.Context, key Key) error {
 	return err
 }
 
+// settledRetention is how many blocks a settled reservation is kept after balances began to
+// include it, for callers whose node lags a little behind.
+const settledRetention = 64
+
 // Reserve implements Reservations.
-func (d *DB) Reserve(ctx context.Context, scope, key Key, amount, balance evm.Amount, expires time.Time) (bool, error) {
+func (d *DB) Reserve(ctx context.Context, scope, key Key, amount, balance evm.Amount, asOf uint64, expires time.Time) (bool, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("store: reserve: %w", err)
@@ -213,11 +220,13 @@ func (d *DB) Reserve(ctx context.Context, scope, key Key, amount, balance evm.Am
 	if exists > 0 {
 		return true, nil
 	}
-	rows, err := tx.QueryContext(ctx, d.q(`SELECT amount FROM reservations WHERE scope = ? AND expires_at > ?`), scope[:], time.Now().Unix())
+	now := time.Now().Unix()
+	rows, err := tx.QueryContext(ctx, d.q(`SELECT amount FROM reservations WHERE scope = ?
+		AND ((settled_block IS NULL AND expires_at > ?) OR settled_block > ?)`), scope[:], now, int64(asOf))
 	if err != nil {
 		return false, fmt.Errorf("store: reserve: %w", err)
 	}
-	pending := amount
+	outstanding := amount
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
@@ -230,7 +239,7 @@ func (d *DB) Reserve(ctx context.Context, scope, key Key, amount, balance evm.Am
 			return false, fmt.Errorf("store: reserve: corrupt amount %q", s)
 		}
 		var ok bool
-		if pending, ok = pending.Add(a); !ok {
+		if outstanding, ok = outstanding.Add(a); !ok {
 			rows.Close()
 			return false, nil
 		}
@@ -239,10 +248,11 @@ func (d *DB) Reserve(ctx context.Context, scope, key Key, amount, balance evm.Am
 	if err := rows.Err(); err != nil {
 		return false, fmt.Errorf("store: reserve: %w", err)
 	}
-	if pending.Cmp(balance) > 0 {
+	if outstanding.Cmp(balance) > 0 {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM reservations WHERE scope = ? AND expires_at <= ?`), scope[:], time.Now().Unix()); err != nil {
+	if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM reservations WHERE scope = ?
+		AND ((settled_block IS NULL AND expires_at <= ?) OR settled_block + ? < ?)`), scope[:], now, settledRetention, int64(asOf)); err != nil {
 		return false, fmt.Errorf("store: reserve: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO reservations (key, scope, amount, expires_at) VALUES (?, ?, ?, ?)`),
@@ -250,6 +260,12 @@ func (d *DB) Reserve(ctx context.Context, scope, key Key, amount, balance evm.Am
 		return false, fmt.Errorf("store: reserve: %w", err)
 	}
 	return true, tx.Commit()
+}
+
+// Settled implements Reservations.
+func (d *DB) Settled(ctx context.Context, key Key, block uint64) error {
+	_, err := d.db.ExecContext(ctx, d.q(`UPDATE reservations SET settled_block = ? WHERE key = ?`), int64(block), key[:])
+	return err
 }
 
 // Unreserve implements Reservations.

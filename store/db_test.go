@@ -218,34 +218,58 @@ func TestReservationsNeverExceedTheBalance(t *testing.T) {
 		}
 		// A payer holding 50 signs 100 payments of 1: exactly 50 are admitted.
 		if wins := race(t, 100, func(i int) (bool, error) {
-			return db.Reserve(ctx, scope, keys[i], evm.NewAmount(1), balance, time.Now().Add(time.Minute))
+			return db.Reserve(ctx, scope, keys[i], evm.NewAmount(1), balance, 100, time.Now().Add(time.Minute))
 		}); wins != 50 {
 			t.Fatalf("%d reservations admitted against a balance of 50", wins)
 		}
 		// Reserving an admitted key again changes nothing.
 		var admitted store.Key
 		for _, k := range keys {
-			if ok, _ := db.Reserve(ctx, scope, k, evm.NewAmount(1), balance, time.Now().Add(time.Minute)); ok {
+			if ok, _ := db.Reserve(ctx, scope, k, evm.NewAmount(1), balance, 100, time.Now().Add(time.Minute)); ok {
 				admitted = k
 				break
 			}
 		}
-		if ok, _ := db.Reserve(ctx, scope, newKey(), evm.NewAmount(1), balance, time.Now().Add(time.Minute)); ok {
+		if ok, _ := db.Reserve(ctx, scope, newKey(), evm.NewAmount(1), balance, 100, time.Now().Add(time.Minute)); ok {
 			t.Fatal("a re-reservation consumed balance")
 		}
 		if err := db.Unreserve(ctx, admitted); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := db.Reserve(ctx, scope, newKey(), evm.NewAmount(1), balance, time.Now().Add(time.Minute)); !ok {
+		if ok, _ := db.Reserve(ctx, scope, newKey(), evm.NewAmount(1), balance, 100, time.Now().Add(time.Minute)); !ok {
 			t.Fatal("released amount not available again")
 		}
 		// Other payers are unaffected, and lapsed reservations do not count.
 		other := newKey()
-		if ok, _ := db.Reserve(ctx, other, newKey(), evm.NewAmount(5), evm.NewAmount(5), time.Now().Add(-time.Second)); !ok {
+		if ok, _ := db.Reserve(ctx, other, newKey(), evm.NewAmount(5), evm.NewAmount(5), 100, time.Now().Add(-time.Second)); !ok {
 			t.Fatal("another payer's reservation refused")
 		}
-		if ok, _ := db.Reserve(ctx, other, newKey(), evm.NewAmount(5), evm.NewAmount(5), time.Now().Add(time.Minute)); !ok {
+		if ok, _ := db.Reserve(ctx, other, newKey(), evm.NewAmount(5), evm.NewAmount(5), 100, time.Now().Add(time.Minute)); !ok {
 			t.Fatal("a lapsed reservation still counted")
+		}
+	})
+}
+
+func TestSettledReservationsCountUntilTheBalanceShowsThem(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		scope, paid := newKey(), newKey()
+		exp := time.Now().Add(time.Minute)
+		// A payer holding 10 pays 10; the payment is mined in block 7.
+		if ok, _ := db.Reserve(ctx, scope, paid, evm.NewAmount(10), evm.NewAmount(10), 5, exp); !ok {
+			t.Fatal("first reservation refused")
+		}
+		if err := db.Settled(ctx, paid, 7); err != nil {
+			t.Fatal(err)
+		}
+		// A balance read before block 7 still shows the 10: the settled payment must count.
+		if ok, _ := db.Reserve(ctx, scope, newKey(), evm.NewAmount(10), evm.NewAmount(10), 6, exp); ok {
+			t.Fatal("a balance that predates the settlement admitted a second payment of the same money")
+		}
+		// A balance read at block 7 or later already shows it spent.
+		if ok, _ := db.Reserve(ctx, scope, newKey(), evm.NewAmount(3), evm.NewAmount(3), 7, exp); !ok {
+			t.Fatal("a settled payment kept counting against a balance that includes it")
 		}
 	})
 }

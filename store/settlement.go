@@ -91,16 +91,22 @@ type Settlements interface {
 	Lease(ctx context.Context, states []State, now time.Time, d time.Duration, limit int) ([]Settlement, error)
 }
 
-// Reservations holds amounts promised against a payer's balance until they settle.
+// Reservations holds amounts promised against a payer's balance until the balance reflects them.
 type Reservations interface {
 	// Reserve admits amount for key against scope (a payer's balance of one asset on one chain)
-	// only if the live reservations of scope plus amount do not exceed balance, and reports
-	// whether it did. Check and insert are one atomic step across every process sharing the
-	// store. Reserving a key that is already reserved reports true and changes nothing.
-	// Reservations lapse at expires, when the payment can no longer be settled.
-	Reserve(ctx context.Context, scope, key Key, amount, balance evm.Amount, expires time.Time) (bool, error)
+	// only if the scope's outstanding reservations plus amount do not exceed balance, and reports
+	// whether it did. balance is as of block asOf: reservations settled in a later block are
+	// outstanding, since that balance does not show them yet, and so are all unsettled ones.
+	// Check and insert are one atomic step across every process sharing the store. Reserving a
+	// key that is already reserved reports true and changes nothing. Reservations lapse at
+	// expires, when the payment can no longer be settled.
+	Reserve(ctx context.Context, scope, key Key, amount, balance evm.Amount, asOf uint64, expires time.Time) (bool, error)
 
-	// Unreserve removes key's reservation (on confirmation or definitive failure).
+	// Settled records that key's payment was mined in block, after which balances read at that
+	// block or later include it.
+	Settled(ctx context.Context, key Key, block uint64) error
+
+	// Unreserve removes key's reservation: its payment definitively moved no value.
 	Unreserve(ctx context.Context, key Key) error
 }
 

@@ -195,7 +195,7 @@ func TestFacilitatorRequestRoundTrip(t *testing.T) {
 		{"v2 with extensions", withExt, devRequirements(300), []string{`"extensions":{"bazaar":`}},
 		{"v1", &v1WithResource, v1Req,
 			[]string{`{"x402Version":1,"paymentPayload":{"x402Version":1,"scheme":"exact","network":"base-sepolia","payload":{`,
-				`"paymentRequirements":{"scheme":"exact","network":"base-sepolia","maxAmountRequired":"10000","resource":"https://api.example.com/premium-data","description":"Access to premium market data","mimeType":"application/json","outputSchema":null,`}},
+				`"paymentRequirements":{"scheme":"exact","network":"base-sepolia","maxAmountRequired":"10000","resource":"https://api.example.com/premium-data","description":"Access to premium market data","mimeType":"application/json","outputSchema":{},`}},
 		{"v1 without resource", v1p, v1Req, []string{`"resource":"","description":"","mimeType":""`}},
 	}
 	for _, tc := range tests {

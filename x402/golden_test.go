@@ -106,7 +106,7 @@ func goldenCases() []goldenCase {
 			`{"x402Version":1,"error":"X-PAYMENT header is required","accepts":[` +
 				`{"scheme":"exact","network":"base-sepolia","maxAmountRequired":"10000",` +
 				`"resource":"https://api.example.com/premium-data","description":"Access to premium market data",` +
-				`"mimeType":"application/json","outputSchema":null,"payTo":"0x209693Bc6afc0C5328bA36FaF03C514EF312287C",` +
+				`"mimeType":"application/json","outputSchema":{},"payTo":"0x209693Bc6afc0C5328bA36FaF03C514EF312287C",` +
 				`"maxTimeoutSeconds":60,"asset":"0x036CbD53842c5426634e7929541eC2318f3dCF7e","extra":{"name":"USDC","version":"2"}}]}`},
 		{"x_payment_v1.json.golden", body(v1pay), unmarshalsTo(func() any { return new(x402.V1PaymentPayload) }, v1pay),
 			`{"x402Version":1,"scheme":"exact","network":"base-sepolia","payload":{"authorization":{"from":"` + devPayer +

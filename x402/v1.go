@@ -54,7 +54,7 @@ func (r PaymentRequirements) ToV1(resource ResourceInfo) (V1Requirements, bool) 
 		Resource:          resource.URL,
 		Description:       resource.Description,
 		MimeType:          resource.MimeType,
-		OutputSchema:      json.RawMessage("null"),
+		OutputSchema:      json.RawMessage("{}"), // x402-fetch 1.x parses it as an optional object: null is refused
 		PayTo:             r.PayTo,
 		MaxTimeoutSeconds: r.MaxTimeoutSeconds,
 		Asset:             r.Asset,

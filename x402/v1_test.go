@@ -32,7 +32,7 @@ func TestRequirementsV1RoundTrip(t *testing.T) {
 				t.Fatalf("ToV1 has no name for %s", tc.network)
 			}
 			if v1.Network != tc.v1name || v1.MaxAmountRequired != r.Amount || v1.Resource != resource.URL ||
-				v1.Description != resource.Description || v1.MimeType != resource.MimeType || string(v1.OutputSchema) != "null" {
+				v1.Description != resource.Description || v1.MimeType != resource.MimeType || string(v1.OutputSchema) != "{}" {
 				t.Fatalf("ToV1 = %+v", v1)
 			}
 			back, err := v1.ToV2()
@@ -66,7 +66,7 @@ func TestToV1(t *testing.T) {
 		t.Fatal("ToV1 failed")
 	}
 	b := string(mustMarshal(t, v1))
-	for _, want := range []string{`"outputSchema":null`, `"extra":{}`, `"description":""`, `"mimeType":""`} {
+	for _, want := range []string{`"outputSchema":{}`, `"extra":{}`, `"description":""`, `"mimeType":""`} {
 		if !strings.Contains(b, want) {
 			t.Fatalf("v1 requirements %s lack %s", b, want)
 		}

@@ -39,14 +39,20 @@ type Env struct {
 
 // Options tune NewEnv.
 type Options struct {
-	ChainID     uint64
+	// ChainID, when set, overrides Devnet.ChainID.
+	ChainID uint64
+	// Devnet configures the chain; its zero value is the default devnet.
+	Devnet      devnet.Config
 	Facilitator func(*facilitator.Config)
 }
 
 // NewEnv starts a devnet and a facilitator, closed when the test ends.
 func NewEnv(t testing.TB, opts Options) *Env {
 	t.Helper()
-	chain, err := devnet.Start(devnet.Config{ChainID: opts.ChainID})
+	if opts.ChainID != 0 {
+		opts.Devnet.ChainID = opts.ChainID
+	}
+	chain, err := devnet.Start(opts.Devnet)
 	if err != nil {
 		t.Fatalf("devnet: %v", err)
 	}
