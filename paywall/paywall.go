@@ -62,6 +62,12 @@ type Route struct {
 	MimeType    string
 	// Settle chooses when value moves. Default: SettleAfter.
 	Settle SettleMode
+	// Extensions are x402 extension declarations for the 402 (PaymentRequired.extensions), such
+	// as a "bazaar" discovery declaration; buyers echo them in their payments.
+	Extensions x402.Object
+	// PaymentIdentifier, if set, declares the payment-identifier extension and makes resent
+	// payments idempotent (see PaymentIdentifier).
+	PaymentIdentifier *PaymentIdentifier
 }
 
 // SettleMode chooses when a route's payment is settled.
@@ -128,6 +134,7 @@ func (p *Paywall) Charge(route Route) (func(http.Handler) http.Handler, error) {
 	if amount.IsZero() {
 		return nil, errors.New("paywall: route price is zero; leave free routes unwrapped")
 	}
+	extensions, ids := routeExtensions(route), newIdentifiers(route.PaymentIdentifier, p.cfg.Now)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			charge := &Charge{
@@ -135,8 +142,9 @@ func (p *Paywall) Charge(route Route) (func(http.Handler) http.Handler, error) {
 				Amount:     amount,
 				Resource:   x402.ResourceInfo{URL: resourceURL(r), Description: route.Description, MimeType: route.MimeType},
 				MaxTimeout: p.cfg.MaxTimeout,
+				Extensions: extensions,
 			}
-			p.serve(w, r, next, route.Settle, charge)
+			ids.serve(w, r, func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, next, route.Settle, charge) })
 		})
 	}, nil
 }
@@ -144,6 +152,9 @@ func (p *Paywall) Charge(route Route) (func(http.Handler) http.Handler, error) {
 func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handler, mode SettleMode, charge *Charge) {
 	ctx := r.Context()
 	exposeHeaders(w.Header())
+	if answerCORS(w, r) {
+		return
+	}
 	pay, err := p.payment(r, charge)
 	if err != nil {
 		p.refuse(w, r, charge, err)
@@ -309,11 +320,11 @@ func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, charge *Charge,
 	}
 	copyHeader(w.Header(), ch.Header)
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	body := ch.Body
 	if body == nil {
 		body = []byte("{}")
 	}
+	body = p.body402(w.Header(), r, charge, cause, body)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusPaymentRequired)
 	w.Write(body)

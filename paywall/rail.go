@@ -72,6 +72,8 @@ type Charge struct {
 	Resource x402.ResourceInfo
 	// MaxTimeout bounds how long a payment authorization may stay valid.
 	MaxTimeout time.Duration
+	// Extensions are the route's x402 extension declarations.
+	Extensions x402.Object
 }
 
 // Errors the paywall and its rails report.

@@ -45,6 +45,7 @@ func (x *x402Rail) Offer(r *http.Request, charge *Charge, cause error, ch *Chall
 		Error:       string(reasonFor(cause)),
 		Resource:    &charge.Resource,
 		Accepts:     []x402.PaymentRequirements{req},
+		Extensions:  charge.Extensions,
 	}
 	header, err := x402.EncodeHeader(pr)
 	if err != nil {

@@ -1,0 +1,61 @@
+package interop
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/quidpay/quid/x402"
+)
+
+// baseSepolia is the chain id v1 calls "base-sepolia". v1 names networks from a fixed table, so
+// the devnet takes this id for the legacy clients and servers to accept it.
+const baseSepolia = 84532
+
+// Item 4a: the legacy v1 client x402-fetch 1.2 pays quid's paywall in v1 mode.
+func TestLegacyFetchPaysQuidPaywallV1(t *testing.T) {
+	requireNode(t)
+	s := newStack(t, baseSepolia)
+	cfg := s.paywallConfig()
+	cfg.V1Body = true
+	url := s.paidWeather(t, cfg, paywallRoute("$0.01")) + "/weather"
+
+	before := s.balances(t)
+	var r fetchResult
+	runScript(t, "fetch-v1.mjs", map[string]string{
+		"PRIVATE_KEY": s.key(2), // quidtest.Buyer
+		"URL":         url,
+		"RPC_URL":     s.RPCURL,
+	}, &r)
+	// A v1 X-PAYMENT-RESPONSE names the network as v1 does, "base-sepolia"; quid's facilitator
+	// answers v1 settlements with the CAIP-2 name instead, which x402-fetch does not check.
+	// TODO(facilitator): answer v1 requests with the v1 name, then accept only that here.
+	tx := assertServed(t, r, "base-sepolia", x402.EIP155(baseSepolia))
+	s.assertPaid(t, tx, 10_000, before)
+	assertSentBy(t, s, tx, s.Facilitator.Relayer())
+	if len(r.Sent) != 2 || r.Sent[1].Headers["x-payment"] == "" {
+		t.Fatalf("client sent %d requests, want an unpaid one and an X-PAYMENT retry: %+v", len(r.Sent), r.Sent)
+	}
+}
+
+// Item 4b: quid's wallet pays a legacy v1 server, x402-express 1.2, whose facilitator is quid's.
+func TestQuidWalletPaysLegacyExpressV1(t *testing.T) {
+	requireNode(t)
+	s := newStack(t, baseSepolia)
+	srv := startScript(t, "express-v1.mjs", map[string]string{
+		"FACILITATOR_URL": s.FacilitatorURL,
+		"PAY_TO":          s.Seller.Address.Hex(),
+		"ASSET":           s.Token.Address.Hex(),
+		"ASSET_NAME":      s.Token.Name,
+		"ASSET_VERSION":   s.Token.Version,
+		"ASSET_DECIMALS":  strconv.Itoa(int(s.Token.Decimals)),
+		"PRICE":           "1000",
+	})
+	// A v1 server answers with a JSON body and no PAYMENT-REQUIRED header.
+	resp, _ := get(t, http.DefaultClient, srv.URL+"/weather")
+	if resp.StatusCode != http.StatusPaymentRequired || resp.Header.Get("PAYMENT-REQUIRED") != "" {
+		t.Fatalf("unpaid request: %d with PAYMENT-REQUIRED %q, want a v1 402", resp.StatusCode, resp.Header.Get("PAYMENT-REQUIRED"))
+	}
+	tx := s.quidWalletPays(t, srv.URL+"/weather", 1000)
+	assertSentBy(t, s, tx, s.Facilitator.Relayer())
+}
