@@ -1,6 +1,7 @@
 package evm
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
@@ -71,11 +72,12 @@ func Recover(digest [32]byte, sig Signature) (common.Address, error) {
 	if v != 27 && v != 28 {
 		return common.Address{}, ErrSignature
 	}
-	r, s := new(big.Int).SetBytes(sig[0:32]), new(big.Int).SetBytes(sig[32:64])
-	if !crypto.ValidateSignatureValues(v-27, r, s, false) {
+	// Range checks on the big-endian bytes: 0 < r < n and 0 < s ≤ n/2, without big.Int.
+	r, s := sig[0:32], sig[32:64]
+	if isZero(r) || isZero(s) || bytes.Compare(r, secp256k1N[:]) >= 0 || bytes.Compare(s, secp256k1N[:]) >= 0 {
 		return common.Address{}, ErrSignature
 	}
-	if s.Cmp(secp256k1HalfN) > 0 {
+	if bytes.Compare(s, secp256k1HalfN[:]) > 0 {
 		return common.Address{}, ErrHighS
 	}
 	var raw [65]byte
@@ -90,7 +92,19 @@ func Recover(digest [32]byte, sig Signature) (common.Address, error) {
 	return common.Address(h[12:]), nil
 }
 
-var secp256k1HalfN = new(big.Int).Rsh(crypto.S256().Params().N, 1)
+var (
+	secp256k1N     = [32]byte(crypto.S256().Params().N.FillBytes(make([]byte, 32)))
+	secp256k1HalfN = [32]byte(new(big.Int).Rsh(crypto.S256().Params().N, 1).FillBytes(make([]byte, 32)))
+)
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // NewNonce returns 32 random bytes for an EIP-3009 nonce.
 func NewNonce() ([32]byte, error) {
