@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/rpc"
 
+	"github.com/quidpay/quid/evm/contracts/batch"
 	"github.com/quidpay/quid/evm/contracts/token"
 )
 
@@ -30,6 +31,10 @@ const DefaultChainID = 31337
 // x402 facilitators require an authorization to stay valid for several more seconds, so a chain
 // within 2 s of real time never rejects what a facilitator accepted.
 const DefaultMaxTimestampLead = 2 * time.Second
+
+// BatchSettlerAddress is where Start deploys QuidBatchSettler, the contract that settles many
+// EIP-3009 authorizations in one transaction: account 0's second contract.
+var BatchSettlerAddress = common.HexToAddress("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
 
 // TokenAddress is where Start deploys QuidToken on every devnet, whatever the chain id: the
 // CREATE address of account 0 at nonce 0, the first contract address on Hardhat and anvil too.
@@ -211,7 +216,13 @@ func deployToken(sim *simulated.Backend, node *ethclient.Client, cfg Config, acc
 	signer := types.LatestSignerForChainID(new(big.Int).SetUint64(cfg.ChainID))
 	bound := token.NewQuidToken()
 
-	txs := []*types.DynamicFeeTx{{Gas: 3_000_000, Data: common.FromHex(token.QuidTokenMetaData.Bin)}}
+	if got := crypto.CreateAddress(deployer.Address, 1); got != BatchSettlerAddress {
+		return nil, fmt.Errorf("devnet: batch settler would deploy at %s, not %s", got, BatchSettlerAddress)
+	}
+	txs := []*types.DynamicFeeTx{
+		{Gas: 3_000_000, Data: common.FromHex(token.QuidTokenMetaData.Bin)},
+		{Gas: 3_000_000, Data: common.FromHex(batch.QuidBatchSettlerMetaData.Bin)},
+	}
 	if cfg.TokenPerAccount.Sign() > 0 {
 		tokenAddr := TokenAddress
 		for _, a := range accounts {
@@ -264,6 +275,9 @@ func deployToken(sim *simulated.Backend, node *ethclient.Client, cfg Config, acc
 	}
 	return header, nil
 }
+
+// BatchSettler returns the address of QuidBatchSettler, always BatchSettlerAddress.
+func (d *Devnet) BatchSettler() common.Address { return BatchSettlerAddress }
 
 // ChainID returns the chain id, as eth_chainId reports it and EIP-712 domains use it.
 func (d *Devnet) ChainID() uint64 { return d.chainID }

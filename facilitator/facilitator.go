@@ -45,6 +45,13 @@ type Config struct {
 	// MaxGas caps the gas of one settlement transaction, so a hostile asset cannot make the
 	// relayer pay for unbounded work. Default: 250,000.
 	MaxGas uint64
+	// BatchSettler is the QuidBatchSettler contract deferred payments are settled through, many
+	// per transaction. Zero disables deferral.
+	BatchSettler common.Address
+	// BatchSize is the most payments one batch transaction carries. Default: 50.
+	BatchSize int
+	// PerItemGas is the gas each payment in a batch may use. Default: 100,000.
+	PerItemGas uint64
 	// Logger receives operational events. It is never given keys or signatures. Default: none.
 	Logger *slog.Logger
 }
@@ -98,6 +105,12 @@ func New(cfg Config) (*Facilitator, error) {
 	}
 	if cfg.MaxGas == 0 {
 		cfg.MaxGas = DefaultMaxGas
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.PerItemGas == 0 {
+		cfg.PerItemGas = DefaultPerItemGas
 	}
 	log := cfg.Logger
 	if log == nil {

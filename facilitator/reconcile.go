@@ -187,12 +187,24 @@ func (f *Facilitator) reconcile(ctx context.Context, s *store.Settlement) error 
 }
 
 func (f *Facilitator) closeFromReceipt(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State, r *types.Receipt) error {
+	if f.inBatch(s) {
+		return f.closeBatchItem(ctx, s, pay, r, from)
+	}
 	if reason := f.judge(ctx, pay, r); reason != "" {
 		// Ours failed; someone else's transaction may still have paid.
 		return f.closeUsedOr(ctx, s, pay, from, reason)
 	}
 	s.State = store.StateConfirmed
 	return f.finish(ctx, s, from, r.BlockNumber.Uint64())
+}
+
+// inBatch reports whether s was sent in a batch transaction.
+func (f *Facilitator) inBatch(s *store.Settlement) bool {
+	if f.cfg.BatchSettler == (common.Address{}) || len(s.RawTx) == 0 {
+		return false
+	}
+	var t types.Transaction
+	return t.UnmarshalBinary(s.RawTx) == nil && t.To() != nil && *t.To() == f.cfg.BatchSettler
 }
 
 func (f *Facilitator) closeUsed(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State) error {

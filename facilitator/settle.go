@@ -207,8 +207,8 @@ func reservationScope(chainID uint64, asset, payer common.Address) [32]byte {
 // instance sharing the store.
 func (f *Facilitator) again(ctx context.Context, pay *exactPayment, s *store.Settlement) (*x402.SettleResponse, error) {
 	switch s.State {
-	case store.StateVerified:
-		// Another caller is settling it right now.
+	case store.StateVerified, store.StateQueued:
+		// Another caller is settling it right now, or it is committed to a batch.
 		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed}, ""), nil
 	case store.StateConfirmed:
 		return f.reportConfirmed(ctx, pay, s)
@@ -368,19 +368,37 @@ func (f *Facilitator) waitReceipt(ctx context.Context, tx common.Hash) (*types.R
 	}
 }
 
-// hasTransfer reports whether logs hold the token's Transfer(from, to, value) log.
+// hasTransfer reports whether logs prove that this authorization paid: the token's
+// AuthorizationUsed(from, nonce) log with the Transfer(from, to, value) it caused next to it
+// among the token's logs. Tying the transfer to the authorization's own event, not just to a
+// matching (from, to, value), keeps two equal payments in one batch transaction apart; and a
+// token that returns without reverting on a spent nonce emits neither.
 func hasTransfer(logs []*types.Log, pay *exactPayment) bool {
+	var own []*types.Log
 	for _, l := range logs {
-		if isTransfer(l, pay) {
+		if l.Address == pay.asset {
+			own = append(own, l)
+		}
+	}
+	for i, l := range own {
+		if !isAuthorizationUsed(l, pay) {
+			continue
+		}
+		if (i+1 < len(own) && isTransfer(own[i+1], pay)) || (i > 0 && isTransfer(own[i-1], pay)) {
 			return true
 		}
 	}
 	return false
 }
 
+func isAuthorizationUsed(l *types.Log, pay *exactPayment) bool {
+	return len(l.Topics) == 3 && l.Topics[0] == evm.AuthorizationUsedTopic &&
+		common.BytesToAddress(l.Topics[1][:]) == pay.auth.From && l.Topics[2] == common.Hash(pay.auth.Nonce)
+}
+
 func isTransfer(l *types.Log, pay *exactPayment) bool {
 	value := pay.auth.Value.Bytes32()
-	return l.Address == pay.asset && len(l.Topics) == 3 && l.Topics[0] == evm.TransferTopic &&
+	return len(l.Topics) == 3 && l.Topics[0] == evm.TransferTopic &&
 		common.BytesToAddress(l.Topics[1][:]) == pay.auth.From &&
 		common.BytesToAddress(l.Topics[2][:]) == pay.auth.To && bytes.Equal(l.Data, value[:])
 }

@@ -397,6 +397,16 @@ func (d *DB) query(ctx context.Context, query string, args ...any) ([]Settlement
 	return out, rows.Err()
 }
 
+// Hold implements Settlements.
+func (d *DB) Hold(ctx context.Context, key Key, until time.Time) error {
+	var ms int64
+	if !until.IsZero() {
+		ms = until.UnixMilli()
+	}
+	_, err := d.db.ExecContext(ctx, d.q(`UPDATE settlements SET lease_until = ? WHERE key = ?`), ms, key[:])
+	return err
+}
+
 // Lease implements Settlements.
 func (d *DB) Lease(ctx context.Context, states []State, now time.Time, dur time.Duration, limit int) ([]Settlement, error) {
 	if len(states) == 0 || limit <= 0 {

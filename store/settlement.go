@@ -12,6 +12,7 @@ import (
 //
 //	verified → submitted(tx) → confirmed | failed | unknown
 //	unknown  → confirmed | failed            (by the reconciler, from the receipt and the chain)
+//	queued   → submitted(batch tx) → …       (deferred payments, settled many per transaction)
 //
 // A settlement is persisted in each state before the external effect that leaves it, so a
 // process killed at any point leaves a record of everything it may have sent.
@@ -24,6 +25,7 @@ const (
 	StateConfirmed State = "confirmed" // receipt with the expected transfer seen
 	StateFailed    State = "failed"    // definitively not paid
 	StateUnknown   State = "unknown"   // broadcast, outcome not yet known
+	StateQueued    State = "queued"    // verified and reserved, waiting for a batch
 )
 
 // Terminal reports whether no further transition can happen.
@@ -89,6 +91,9 @@ type Settlements interface {
 	// leasing them until now+d. Two processes never hold a lease on one settlement at once
 	// (FOR UPDATE SKIP LOCKED on PostgreSQL; a single writer on SQLite).
 	Lease(ctx context.Context, states []State, now time.Time, d time.Duration, limit int) ([]Settlement, error)
+
+	// Hold keeps a settlement out of leases until until; the zero time hands it back at once.
+	Hold(ctx context.Context, key Key, until time.Time) error
 }
 
 // Reservations holds amounts promised against a payer's balance until the balance reflects them.
