@@ -66,6 +66,16 @@ func (f *Facilitator) Defer(ctx context.Context, p *x402.PaymentPayload, req x40
 		f.forget(rec.Key, store.StateQueued)
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	// The credit extended to this payer: its unsettled deferrals, capped.
+	exposure := store.Key(reservationScope(0, pay.asset, pay.auth.From))
+	ok, err := f.cfg.Store.Reserve(ctx, exposure, exposureKey(rec.Key), pay.auth.Value, f.cfg.MaxDeferred, 0, rec.Expires)
+	if err != nil || !ok {
+		f.forget(rec.Key, store.StateQueued)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return &x402.VerifyResponse{InvalidReason: x402.ReasonDeferralLimit, Payer: pay.payer()}, nil
+	}
 	if perr, err := f.reserve(ctx, pay); err != nil || perr != nil {
 		f.forget(rec.Key, store.StateQueued)
 		if err != nil {
@@ -74,6 +84,13 @@ func (f *Facilitator) Defer(ctx context.Context, p *x402.PaymentPayload, req x40
 		return &x402.VerifyResponse{InvalidReason: perr.Reason, InvalidMessage: perr.Message, Payer: pay.payer()}, nil
 	}
 	return &x402.VerifyResponse{IsValid: true, Payer: pay.payer()}, nil
+}
+
+// exposureKey is the key of a deferred payment's share of its payer's credit, distinct from
+// the key of its balance reservation.
+func exposureKey(k store.Key) store.Key {
+	k[0] ^= 0xff
+	return k
 }
 
 // Release lets a deferred payment join the next batch.
@@ -92,9 +109,7 @@ func (f *Facilitator) Cancel(ctx context.Context, key store.Key) (bool, error) {
 		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if ok {
-		if err := f.cfg.Store.Unreserve(ctx, key); err != nil {
-			f.log.Warn("releasing reservation", "err", err)
-		}
+		f.unreserve(ctx, key)
 	}
 	return ok, nil
 }

@@ -26,6 +26,7 @@ func batchEnv(t *testing.T, perItemGas uint64) (*quidtest.Env, *store.DB) {
 		c.BatchSettler = quidtestBatchSettler
 		c.Store = db
 		c.PerItemGas = perItemGas
+		c.MaxDeferred = evm.NewAmount(1_000_000)
 	}})
 	return env, db
 }
@@ -177,5 +178,37 @@ func TestBatchTooStarvedOfGasRequeuesEverything(t *testing.T) {
 	}
 	if got := env.Balance(t, env.Buyer.Address); got.Cmp(before) != 0 {
 		t.Fatal("value moved for a payment the batch did not settle")
+	}
+}
+
+func TestDeferredCreditIsCappedPerPayer(t *testing.T) {
+	t.Parallel()
+	db, err := store.Open(context.Background(), ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	env := quidtest.NewEnv(t, quidtest.Options{Facilitator: func(c *facilitator.Config) {
+		c.BatchSettler, c.Store, c.MaxDeferred = quidtestBatchSettler, db, evm.NewAmount(2500)
+	}})
+	ctx := context.Background()
+	_, _, a := deferPayment(t, env, env.Buyer.Key, 1000)
+	_, _, b := deferPayment(t, env, env.Buyer.Key, 1000)
+	req := env.Requirements(1000, env.Seller.Address)
+	third := quidtest.Payload(t, env.Buyer.Key, env.Token.Domain(), quidtest.Authorization(t, env.Buyer.Key, req), req)
+	if v, err := env.Facilitator.Defer(ctx, third, req); err != nil || v.IsValid || v.InvalidReason != x402.ReasonDeferralLimit {
+		t.Fatalf("a deferral past the cap: %+v %v", v, err)
+	}
+	// Another payer has its own credit.
+	deferPayment(t, env, env.Chain.Accounts()[5].Key, 1000)
+	// Once the first two settle, the payer's credit is free again; the refused payment was not
+	// consumed and can still be deferred.
+	env.Facilitator.Release(ctx, a)
+	env.Facilitator.Release(ctx, b)
+	if _, err := env.Facilitator.SettleQueued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := env.Facilitator.Defer(ctx, third, req); err != nil || !v.IsValid {
+		t.Fatalf("deferral after the credit was repaid: %+v %v", v, err)
 	}
 }

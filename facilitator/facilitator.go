@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"errors"
+	"github.com/quidpay/quid/evm"
 	"io"
 	"log/slog"
 	"math/big"
@@ -52,6 +53,11 @@ type Config struct {
 	BatchSize int
 	// PerItemGas is the gas each payment in a batch may use. Default: 100,000.
 	PerItemGas uint64
+	// MaxDeferred caps, per payer and asset, the value of deferred payments not yet settled:
+	// the credit the seller extends. A deferral beyond it is refused with
+	// x402.ReasonDeferralLimit, and the caller settles that payment before serving instead.
+	// Default: zero, no deferral.
+	MaxDeferred evm.Amount
 	// Logger receives operational events. It is never given keys or signatures. Default: none.
 	Logger *slog.Logger
 }

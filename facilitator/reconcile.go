@@ -94,7 +94,7 @@ func (f *Facilitator) forgetAbandoned(ctx context.Context) (int, error) {
 			if ok, err := f.cfg.Store.Delete(ctx, s.Key, store.StateVerified); err != nil {
 				return n, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			} else if ok {
-				f.cfg.Store.Unreserve(ctx, s.Key)
+				f.unreserve(ctx, s.Key)
 				n++
 			}
 		}
@@ -164,7 +164,7 @@ func (f *Facilitator) reconcile(ctx context.Context, s *store.Settlement) error 
 		if ok, err := f.cfg.Store.Delete(ctx, s.Key, from); err != nil {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		} else if ok {
-			f.cfg.Store.Unreserve(ctx, s.Key)
+			f.unreserve(ctx, s.Key)
 			f.log.Info("forgot a settlement whose transaction was dropped", "tx", s.Tx)
 		}
 		return nil

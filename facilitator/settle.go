@@ -317,16 +317,27 @@ func (f *Facilitator) finish(ctx context.Context, rec *store.Settlement, from st
 		}
 		from = cur.State
 	}
-	var err error
 	if rec.State == store.StateConfirmed {
-		err = f.cfg.Store.Settled(ctx, rec.Key, block)
-	} else {
-		err = f.cfg.Store.Unreserve(ctx, rec.Key)
+		if err := f.cfg.Store.Settled(ctx, rec.Key, block); err != nil {
+			f.log.Warn("updating reservation", "err", err)
+		}
+		// A settled deferral no longer counts against its payer's credit.
+		if err := f.cfg.Store.Unreserve(ctx, exposureKey(rec.Key)); err != nil {
+			f.log.Warn("releasing credit", "err", err)
+		}
+		return nil
 	}
-	if err != nil {
-		f.log.Warn("updating reservation", "err", err)
-	}
+	f.unreserve(ctx, rec.Key)
 	return nil
+}
+
+// unreserve releases a payment's balance reservation and, if it was deferred, its credit.
+func (f *Facilitator) unreserve(ctx context.Context, key store.Key) {
+	for _, k := range []store.Key{key, exposureKey(key)} {
+		if err := f.cfg.Store.Unreserve(ctx, k); err != nil {
+			f.log.Warn("releasing reservation", "err", err)
+		}
+	}
 }
 
 // forget deletes a settlement that provably moved no value, with its reservation, so the
@@ -336,9 +347,7 @@ func (f *Facilitator) forget(key store.Key, from store.State) {
 	if _, err := f.cfg.Store.Delete(ctx, key, from); err != nil {
 		f.log.Warn("forgetting unsent settlement", "err", err)
 	}
-	if err := f.cfg.Store.Unreserve(ctx, key); err != nil {
-		f.log.Warn("releasing reservation", "err", err)
-	}
+	f.unreserve(ctx, key)
 }
 
 // waitReceipt polls for a receipt, quickly at first (a devnet or a preconfirming sequencer

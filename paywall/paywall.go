@@ -80,7 +80,26 @@ const (
 	// SettleBefore settles before the handler runs, for handlers whose side effects must not
 	// happen unpaid. The handler streams its response directly.
 	SettleBefore
+	// SettleDeferred serves once the payment is verified, reserved and queued, and settles it
+	// later in a batch with others, at about two thirds of the gas. Meanwhile the seller extends
+	// credit: the payer could cancel its authorization or spend its balance first. The
+	// facilitator caps that credit per payer (facilitator.Config.MaxDeferred); a payment past the
+	// cap is settled before serving, as with SettleAfter. A handler answering 400 or above
+	// withdraws the payment. The facilitator must be able to defer (see Deferrer).
+	SettleDeferred
 )
+
+// Deferrer queues payments for batch settlement. An in-process *facilitator.Facilitator with a
+// batch settler has these methods.
+type Deferrer interface {
+	// Defer verifies and queues a payment, held until Release. A refusal with
+	// x402.ReasonDeferralLimit means: settle this one now instead.
+	Defer(ctx context.Context, p *x402.PaymentPayload, r x402.PaymentRequirements) (*x402.VerifyResponse, error)
+	// Release lets a queued payment be batched.
+	Release(ctx context.Context, key store.Key) error
+	// Cancel withdraws a payment that is still queued.
+	Cancel(ctx context.Context, key store.Key) (bool, error)
+}
 
 // Paywall charges for routes. It is safe for concurrent use.
 type Paywall struct {
@@ -134,6 +153,9 @@ func (p *Paywall) Charge(route Route) (func(http.Handler) http.Handler, error) {
 	if amount.IsZero() {
 		return nil, errors.New("paywall: route price is zero; leave free routes unwrapped")
 	}
+	if _, ok := p.cfg.Facilitator.(Deferrer); route.Settle == SettleDeferred && !ok {
+		return nil, errors.New("paywall: a SettleDeferred route needs a facilitator that can defer (an in-process facilitator with a batch settler)")
+	}
 	extensions, ids := routeExtensions(route), newIdentifiers(route.PaymentIdentifier, p.cfg.Now)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -163,6 +185,18 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	if p.pending.has(pay.Key(), p.cfg.Now()) {
 		p.resume(w, r, next, charge, pay)
 		return
+	}
+	if d, ok := pay.(deferrable); ok && mode == SettleDeferred {
+		queued, err := d.Defer(ctx)
+		if err != nil {
+			p.refuse(w, r, charge, err)
+			return
+		}
+		if queued {
+			p.serveDeferred(w, r, next, charge, pay, d)
+			return
+		}
+		// Past the payer's credit: settle before serving, as SettleAfter does.
 	}
 	if err := pay.Verify(ctx); err != nil {
 		p.refuse(w, r, charge, err)
@@ -204,6 +238,40 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 	paidHeaders(buf.header, receipt)
+	buf.writeTo(w)
+}
+
+// serveDeferred serves a payment queued for batch settlement. The claim makes it single-use
+// here as everywhere; a handler that fails withdraws it, so nothing is charged for it.
+func (p *Paywall) serveDeferred(w http.ResponseWriter, r *http.Request, next http.Handler, charge *Charge, pay Payment, d deferrable) {
+	ctx := r.Context()
+	claimed, err := p.cfg.Claims.Claim(ctx, pay.Key(), pay.Expires())
+	if err != nil || !claimed {
+		d.Cancel(context.WithoutCancel(ctx))
+		if err != nil {
+			p.refuse(w, r, charge, fmt.Errorf("%w: claim store: %v", ErrUnavailable, err))
+			return
+		}
+		p.refuse(w, r, charge, ErrReplayed)
+		return
+	}
+	buf := newBufferedWriter()
+	next.ServeHTTP(buf, r)
+	if buf.status >= 400 {
+		if err := d.Cancel(context.WithoutCancel(ctx)); err != nil {
+			p.log.Error("withdrawing a deferred payment after the handler failed", "payer", pay.Payer(), "err", err)
+		}
+		p.cfg.Claims.Release(ctx, pay.Key())
+		buf.writeTo(w)
+		return
+	}
+	if err := d.Release(context.WithoutCancel(ctx)); err != nil {
+		// It stays held for a minute, then joins a batch anyway.
+		p.log.Warn("releasing a deferred payment", "payer", pay.Payer(), "err", err)
+	}
+	p.log.Info("served on credit", "payer", pay.Payer(), "url", charge.Resource.URL, "amount", charge.Asset.Format(charge.Amount))
+	buf.header.Set("Cache-Control", "private")
+	buf.header.Add("Vary", "PAYMENT-SIGNATURE, X-PAYMENT")
 	buf.writeTo(w)
 }
 

@@ -137,6 +137,46 @@ func (p *x402Payment) Key() store.Key     { return p.key }
 func (p *x402Payment) Expires() time.Time { return p.expires }
 func (p *x402Payment) Payer() string      { return p.payer }
 
+// deferrable is a Payment that can be queued for batch settlement.
+type deferrable interface {
+	// Defer verifies and queues the payment; false with no error means the payer is at its
+	// credit cap and the payment must be settled now.
+	Defer(ctx context.Context) (bool, error)
+	Release(ctx context.Context) error
+	Cancel(ctx context.Context) error
+}
+
+var _ deferrable = (*x402Payment)(nil)
+
+// Defer implements deferrable.
+func (p *x402Payment) Defer(ctx context.Context) (bool, error) {
+	d, ok := p.rail.cfg.Facilitator.(Deferrer)
+	if !ok {
+		return false, nil
+	}
+	v, err := d.Defer(ctx, p.payload, p.req)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("%w: defer: %v", ErrUnavailable, err)
+	case v.IsValid:
+		return true, nil
+	case v.InvalidReason == x402.ReasonDeferralLimit:
+		return false, nil
+	}
+	return false, &x402.Error{Reason: v.InvalidReason, Message: v.InvalidMessage}
+}
+
+// Release implements deferrable.
+func (p *x402Payment) Release(ctx context.Context) error {
+	return p.rail.cfg.Facilitator.(Deferrer).Release(ctx, p.key)
+}
+
+// Cancel implements deferrable.
+func (p *x402Payment) Cancel(ctx context.Context) error {
+	_, err := p.rail.cfg.Facilitator.(Deferrer).Cancel(ctx, p.key)
+	return err
+}
+
 // Verify implements Payment.
 func (p *x402Payment) Verify(ctx context.Context) error {
 	v, err := p.rail.cfg.Facilitator.Verify(ctx, p.payload, p.req)

@@ -42,6 +42,11 @@ const (
 	ReasonAssetNotContract          Reason = "asset_not_deployed_contract"
 	ReasonSettlementPending         Reason = "settlement_pending"
 
+	// ReasonDeferralLimit is quid's own: a deferral refused because it would take the payer's
+	// unsettled deferred payments past the seller's credit cap. The payment itself is fine and
+	// may be settled before serving instead.
+	ReasonDeferralLimit Reason = "quid_deferral_limit_exceeded"
+
 	// Server-side reasons put in PaymentRequired.error by resource servers.
 	ReasonPaymentRequired Reason = "Payment required"
 	ReasonNoMatch         Reason = "No matching payment requirements"
