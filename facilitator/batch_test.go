@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
 
 	"github.com/ethereum/go-ethereum/common"
 
@@ -212,3 +215,75 @@ func TestDeferredCreditIsCappedPerPayer(t *testing.T) {
 		t.Fatalf("deferral after the credit was repaid: %+v %v", v, err)
 	}
 }
+
+func faultyBatchEnv(t *testing.T) (*quidtest.Env, *quidtest.Faults, *store.DB) {
+	t.Helper()
+	db, err := store.Open(context.Background(), ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	env, faults := quidtest.NewFaultyEnv(t, quidtest.Options{Facilitator: func(c *facilitator.Config) {
+		c.BatchSettler, c.Store, c.MaxDeferred = quidtestBatchSettler, db, evm.NewAmount(1_000_000)
+		c.ReceiptTimeout = 300 * time.Millisecond
+	}})
+	return env, faults, db
+}
+
+func TestBatchFailureMidway(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		fault quidtest.Fault
+		on    quidtest.Method
+		// want is the state right after SettleQueued; reconciling must then confirm it.
+		want store.State
+	}{
+		{"receipt never seen in time", quidtest.Fault{Err: ethereumNotFound}, quidtest.TransactionReceipt, store.StateUnknown},
+		{"broadcast answer lost after the node took it", quidtest.Fault{Err: quidtest.TimeoutError(), After: true, Times: 1}, quidtest.SendTransaction, store.StateConfirmed},
+		{"broadcast refused by the node", quidtest.Fault{Err: quidtest.Rejection("nonce too low"), Times: 1}, quidtest.SendTransaction, store.StateQueued},
+		{"connection refused at broadcast", quidtest.Fault{Err: quidtest.TransportError(), Times: 1}, quidtest.SendTransaction, store.StateQueued},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env, faults, db := faultyBatchEnv(t)
+			ctx := context.Background()
+			var keys []store.Key
+			for i := range 3 {
+				_, _, k := deferPayment(t, env, env.Chain.Accounts()[4+i].Key, 1000)
+				env.Facilitator.Release(ctx, k)
+				keys = append(keys, k)
+			}
+			sellerBefore := env.Balance(t, env.Seller.Address)
+			faults.Set(tc.on, tc.fault)
+			env.Facilitator.SettleQueued(ctx)
+			for _, k := range keys {
+				if s, _ := db.Get(ctx, k); s == nil || s.State != tc.want {
+					t.Fatalf("after the fault: %+v, want %s", s, tc.want)
+				}
+			}
+			faults.Heal()
+			// The reconciler and the next batch finish the job; nothing is paid twice.
+			for range 3 {
+				if _, err := env.Facilitator.Reconcile(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := env.Facilitator.SettleQueued(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range keys {
+				if s, _ := db.Get(ctx, k); s == nil || s.State != store.StateConfirmed {
+					t.Fatalf("finally: %+v, want confirmed", s)
+				}
+			}
+			want, _ := sellerBefore.Add(evm.NewAmount(3000))
+			if got := env.Balance(t, env.Seller.Address); got.Cmp(want) != 0 {
+				t.Fatalf("seller balance %s, want %s: each payment exactly once", got, want)
+			}
+		})
+	}
+}
+
+var ethereumNotFound = ethereum.NotFound

@@ -189,3 +189,72 @@ func TestOnePayerCannotSpendMoreThanItHolds(t *testing.T) {
 		t.Errorf("the handler ran %d times: reservations should admit at most 50 payments", handled.Load())
 	}
 }
+
+// Two facilitators drain one queue of deferred payments in PostgreSQL at the same time: every
+// payment is settled exactly once, in batches, because each batch leases its items.
+func TestTwoFacilitatorsDrainOneBatchQueue(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	env := quidtest.NewEnv(t, quidtest.Options{Devnet: devnet.Config{MaxTimestampLead: 30 * time.Second}})
+	accounts := env.Chain.Accounts()
+	var facs [2]*facilitator.Facilitator
+	for i, relayer := range []*ecdsa.PrivateKey{accounts[quidtest.Relayer].Key, accounts[9].Key} {
+		db, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		facs[i], err = facilitator.New(facilitator.Config{Chain: env.Chain.Client(), ChainID: env.Chain.ChainID(), Relayer: relayer, Store: db,
+			BatchSettler: devnet.BatchSettlerAddress, BatchSize: 25, MaxDeferred: evm.NewAmount(1 << 40)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const payments, price = 200, 1000
+	req := env.Requirements(price, env.Seller.Address)
+	req.MaxTimeoutSeconds = 300
+	ctx := context.Background()
+	sellerBefore := env.Balance(t, env.Seller.Address)
+	for i := range payments {
+		key := accounts[4+i%5].Key
+		auth := quidtest.Authorization(t, key, req)
+		p := quidtest.Payload(t, key, env.Token.Domain(), auth, req)
+		if v, err := facs[i%2].Defer(ctx, p, req); err != nil || !v.IsValid {
+			t.Fatalf("defer %d: %+v %v", i, v, err)
+		}
+		facs[i%2].Release(ctx, store.Key(auth.ClaimKey(env.Chain.ChainID(), env.Token.Address)))
+	}
+	var wg sync.WaitGroup
+	var attempted atomic.Int64
+	for _, f := range facs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := f.SettleQueued(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+				attempted.Add(int64(n))
+			}
+		}()
+	}
+	wg.Wait()
+	used := usedAuthorizations(t, env)
+	if len(used) != payments || attempted.Load() != payments {
+		t.Errorf("%d authorizations used on chain, %d batch items attempted; want %d each", len(used), attempted.Load(), payments)
+	}
+	for nonce, n := range used {
+		if n != 1 {
+			t.Errorf("authorization %x used %d times", nonce[:4], n)
+		}
+	}
+	want, _ := sellerBefore.Add(evm.NewAmount(payments * price))
+	if got := env.Balance(t, env.Seller.Address); got.Cmp(want) != 0 {
+		t.Errorf("seller balance %s, want %s", got, want)
+	}
+}
