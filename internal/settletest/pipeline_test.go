@@ -47,13 +47,10 @@ func usedAuthorizations(t *testing.T, env *quidtest.Env) map[[32]byte]int {
 	return used
 }
 
-// Two facilitators with their own relayer keys share one PostgreSQL. Every payment of a stream
-// of 1,000 is sent to both at once: each is settled exactly once, one caller hears success, and
-// the chain moves exactly the sum of the payments.
-func TestTwoFacilitatorsOnOnePostgresSettleEachPaymentOnce(t *testing.T) {
-	t.Parallel()
-	dsn := pgtest.DSN(t)
-	env := quidtest.NewEnv(t, quidtest.Options{Devnet: devnet.Config{MaxTimestampLead: 30 * time.Second}})
+// sharedFacilitators returns two facilitators on env's chain, each with its own relayer key and
+// its own connection pool to the PostgreSQL at dsn, as two instances behind a load balancer.
+func sharedFacilitators(t *testing.T, env *quidtest.Env, dsn string, configure func(*facilitator.Config)) [2]*facilitator.Facilitator {
+	t.Helper()
 	accounts := env.Chain.Accounts()
 	var facs [2]*facilitator.Facilitator
 	for i, relayer := range []*ecdsa.PrivateKey{accounts[quidtest.Relayer].Key, accounts[9].Key} {
@@ -62,11 +59,25 @@ func TestTwoFacilitatorsOnOnePostgresSettleEachPaymentOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		facs[i], err = facilitator.New(facilitator.Config{Chain: env.Chain.Client(), ChainID: env.Chain.ChainID(), Relayer: relayer, Store: db, ReceiptTimeout: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-		if err != nil {
+		cfg := facilitator.Config{Chain: env.Chain.Client(), ChainID: env.Chain.ChainID(), Relayer: relayer, Store: db,
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		configure(&cfg)
+		if facs[i], err = facilitator.New(cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return facs
+}
+
+// Two facilitators with their own relayer keys share one PostgreSQL. Every payment of a stream
+// of 1,000 is sent to both at once: each is settled exactly once, one caller hears success, and
+// the chain moves exactly the sum of the payments.
+func TestTwoFacilitatorsOnOnePostgresSettleEachPaymentOnce(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	env := quidtest.NewEnv(t, quidtest.Options{Devnet: devnet.Config{MaxTimestampLead: 30 * time.Second}})
+	accounts := env.Chain.Accounts()
+	facs := sharedFacilitators(t, env, dsn, func(c *facilitator.Config) { c.ReceiptTimeout = 30 * time.Second })
 	const payments, price = 1000, 1000
 	req := env.Requirements(price, env.Seller.Address)
 	req.MaxTimeoutSeconds = 300 // blocks may run up to 30 s ahead of the clock in this test
@@ -197,19 +208,9 @@ func TestTwoFacilitatorsDrainOneBatchQueue(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	env := quidtest.NewEnv(t, quidtest.Options{Devnet: devnet.Config{MaxTimestampLead: 30 * time.Second}})
 	accounts := env.Chain.Accounts()
-	var facs [2]*facilitator.Facilitator
-	for i, relayer := range []*ecdsa.PrivateKey{accounts[quidtest.Relayer].Key, accounts[9].Key} {
-		db, err := store.Open(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		facs[i], err = facilitator.New(facilitator.Config{Chain: env.Chain.Client(), ChainID: env.Chain.ChainID(), Relayer: relayer, Store: db,
-			BatchSettler: devnet.BatchSettlerAddress, BatchSize: 25, MaxDeferred: evm.NewAmount(1 << 40)})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	facs := sharedFacilitators(t, env, dsn, func(c *facilitator.Config) {
+		c.BatchSettler, c.BatchSize, c.MaxDeferred = devnet.BatchSettlerAddress, 25, evm.NewAmount(1<<40)
+	})
 	const payments, price = 200, 1000
 	req := env.Requirements(price, env.Seller.Address)
 	req.MaxTimeoutSeconds = 300
