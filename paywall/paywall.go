@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -103,10 +102,9 @@ type Deferrer interface {
 
 // Paywall charges for routes. It is safe for concurrent use.
 type Paywall struct {
-	cfg     Config
-	rails   []Rail
-	log     *slog.Logger
-	pending pendingSet
+	cfg   Config
+	rails []Rail
+	log   *slog.Logger
 }
 
 // New returns a Paywall accepting x402 exact payments on cfg.ChainID.
@@ -182,7 +180,10 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		p.refuse(w, r, charge, err)
 		return
 	}
-	if p.pending.has(pay.Key(), p.cfg.Now()) {
+	if pending, err := p.cfg.Claims.Pending(ctx, pay.Key()); err != nil {
+		p.refuse(w, r, charge, fmt.Errorf("%w: claim store: %v", ErrUnavailable, err))
+		return
+	} else if pending {
 		p.resume(w, r, next, charge, pay)
 		return
 	}
@@ -298,24 +299,20 @@ func (p *Paywall) settle(w http.ResponseWriter, r *http.Request, charge *Charge,
 	receipt, err := pay.Settle(r.Context())
 	if err != nil {
 		// Outcome unknown: the claim stays, so the payment cannot buy a second response.
-		p.pending.add(pay.Key(), pay.Expires())
+		p.setPending(r.Context(), pay, true)
 		p.log.Error("settlement outcome unknown", "payer", pay.Payer(), "err", err)
 		p.refuse(w, r, charge, fmt.Errorf("%w: %v", ErrUnavailable, err))
 		return nil, false
 	}
 	if !receipt.Settled {
-		if receipt.Pending {
-			p.pending.add(pay.Key(), pay.Expires())
-		} else {
-			p.pending.remove(pay.Key())
-		}
+		p.setPending(r.Context(), pay, receipt.Pending)
 		p.log.Warn("settlement failed", "payer", pay.Payer(), "reason", receipt.Reason, "tx", receipt.Transaction)
 		copyHeader(w.Header(), receipt.Header)
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSONError(w, http.StatusPaymentRequired, receipt.Reason)
 		return nil, false
 	}
-	p.pending.remove(pay.Key())
+	p.setPending(r.Context(), pay, false)
 	p.log.Info("paid", "payer", pay.Payer(), "url", charge.Resource.URL, "amount", charge.Asset.Format(charge.Amount), "tx", receipt.Transaction)
 	return receipt, true
 }
@@ -331,37 +328,13 @@ func (p *Paywall) payment(r *http.Request, charge *Charge) (Payment, error) {
 	return nil, ErrNoCredential
 }
 
-// pendingSet remembers payments whose settlement outcome is unknown, until they expire.
-type pendingSet struct {
-	mu sync.Mutex
-	m  map[store.Key]time.Time
-}
-
-func (s *pendingSet) add(k store.Key, expires time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = make(map[store.Key]time.Time)
+// setPending records in the claim store whether pay's settlement outcome is unknown. The claim
+// is kept an hour past the authorization's expiry: its settlement may have been mined just
+// before, and the payer may come back for what it paid for.
+func (p *Paywall) setPending(ctx context.Context, pay Payment, pending bool) {
+	if err := p.cfg.Claims.SetPending(context.WithoutCancel(ctx), pay.Key(), pending, pay.Expires().Add(time.Hour)); err != nil {
+		p.log.Error("recording a settlement of unknown outcome", "payer", pay.Payer(), "err", err)
 	}
-	// Keep it a while past expiry: the settlement may have been mined just before.
-	s.m[k] = expires.Add(10 * time.Minute)
-}
-
-func (s *pendingSet) has(k store.Key, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	until, ok := s.m[k]
-	if ok && now.After(until) {
-		delete(s.m, k)
-		return false
-	}
-	return ok
-}
-
-func (s *pendingSet) remove(k store.Key) {
-	s.mu.Lock()
-	delete(s.m, k)
-	s.mu.Unlock()
 }
 
 // refuse answers a request that will not be served: 402 with every rail's terms when the buyer

@@ -23,6 +23,14 @@ type Claims interface {
 	// Release removes a claim so the payment may be presented again. Callers release only when
 	// the payment definitely moved no value; a payment whose outcome is unknown stays claimed.
 	Release(ctx context.Context, key Key) error
+
+	// SetPending marks a claimed payment whose settlement outcome is unknown (pending true) or
+	// known again (false), and keeps the claim until expires. A pending payment presented again
+	// resumes its settlement instead of being refused as a replay, after a restart too.
+	SetPending(ctx context.Context, key Key, pending bool, expires time.Time) error
+
+	// Pending reports whether key is claimed and marked pending.
+	Pending(ctx context.Context, key Key) (bool, error)
 }
 
 // MemoryClaims is a Claims held in process memory, for a single process whose claims may be lost
@@ -31,9 +39,10 @@ type MemoryClaims struct {
 	// Now is the clock that decides expiry; time.Now when nil.
 	Now func() time.Time
 
-	mu     sync.Mutex
-	claims map[Key]time.Time
-	sweep  int
+	mu      sync.Mutex
+	claims  map[Key]time.Time
+	pending map[Key]bool
+	sweep   int
 }
 
 var _ Claims = (*MemoryClaims)(nil)
@@ -56,6 +65,7 @@ func (m *MemoryClaims) Claim(_ context.Context, key Key, expires time.Time) (boo
 		for k, exp := range m.claims {
 			if !now.Before(exp) {
 				delete(m.claims, k)
+				delete(m.pending, k)
 			}
 		}
 	}
@@ -66,8 +76,37 @@ func (m *MemoryClaims) Claim(_ context.Context, key Key, expires time.Time) (boo
 func (m *MemoryClaims) Release(_ context.Context, key Key) error {
 	m.mu.Lock()
 	delete(m.claims, key)
+	delete(m.pending, key)
 	m.mu.Unlock()
 	return nil
+}
+
+// SetPending implements Claims.
+func (m *MemoryClaims) SetPending(_ context.Context, key Key, pending bool, expires time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.claims[key]; !ok {
+		return nil
+	}
+	if m.pending == nil {
+		m.pending = make(map[Key]bool)
+	}
+	m.claims[key] = expires
+	if pending {
+		m.pending[key] = true
+	} else {
+		delete(m.pending, key)
+	}
+	return nil
+}
+
+// Pending implements Claims.
+func (m *MemoryClaims) Pending(_ context.Context, key Key) (bool, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	exp, ok := m.claims[key]
+	return ok && now.Before(exp) && m.pending[key], nil
 }
 
 func (m *MemoryClaims) now() time.Time {

@@ -130,6 +130,8 @@ var migrations = []string{
 	// A confirmed payment's reservation is kept, with its block, until balances read at later
 	// blocks include it.
 	`ALTER TABLE reservations ADD COLUMN settled_block BIGINT`,
+	// A claimed payment whose settlement outcome is unknown, resumable when presented again.
+	`ALTER TABLE claims ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`,
 }
 
 func (d *DB) migrate(ctx context.Context) error {
@@ -180,7 +182,7 @@ func (d *DB) Claim(ctx context.Context, key Key, expires time.Time) (bool, error
 	// An expired claim is replaced in the same statement, so there is no window between
 	// "is it free?" and "take it".
 	res, err := d.db.ExecContext(ctx, d.q(`INSERT INTO claims (key, expires_at) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?`),
+		ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, pending = FALSE WHERE claims.expires_at <= ?`),
 		key[:], expires.Unix(), now)
 	if err != nil {
 		return false, fmt.Errorf("store: claim: %w", err)
@@ -198,6 +200,22 @@ func (d *DB) Release(ctx context.Context, key Key) error {
 // settledRetention is how many blocks a settled reservation is kept after balances began to
 // include it, for callers whose node lags a little behind.
 const settledRetention = 64
+
+// SetPending implements Claims.
+func (d *DB) SetPending(ctx context.Context, key Key, pending bool, expires time.Time) error {
+	_, err := d.db.ExecContext(ctx, d.q(`UPDATE claims SET pending = ?, expires_at = ? WHERE key = ?`), pending, expires.Unix(), key[:])
+	return err
+}
+
+// Pending implements Claims.
+func (d *DB) Pending(ctx context.Context, key Key) (bool, error) {
+	var pending bool
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT pending FROM claims WHERE key = ? AND expires_at > ?`), key[:], time.Now().Unix()).Scan(&pending)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return pending, err
+}
 
 // Reserve implements Reservations.
 func (d *DB) Reserve(ctx context.Context, scope, key Key, amount, balance evm.Amount, asOf uint64, expires time.Time) (bool, error) {

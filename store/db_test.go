@@ -298,3 +298,31 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 		t.Fatalf("settlement lost across a restart: %v", err)
 	}
 }
+
+func TestPendingClaimsSurviveAndResume(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		key := newKey()
+		if p, _ := db.Pending(ctx, key); p {
+			t.Fatal("an unclaimed key is pending")
+		}
+		db.Claim(ctx, key, time.Now().Add(time.Minute))
+		if p, _ := db.Pending(ctx, key); p {
+			t.Fatal("a fresh claim is pending")
+		}
+		if err := db.SetPending(ctx, key, true, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := db.Pending(ctx, key); !p || err != nil {
+			t.Fatalf("pending %v %v", p, err)
+		}
+		if ok, _ := db.Claim(ctx, key, time.Now().Add(time.Hour)); ok {
+			t.Fatal("a pending claim was claimed again")
+		}
+		db.SetPending(ctx, key, false, time.Now().Add(time.Hour))
+		if p, _ := db.Pending(ctx, key); p {
+			t.Fatal("still pending after the outcome was known")
+		}
+	})
+}

@@ -71,17 +71,25 @@ func TestFacilitatorKilledMidSettlementLosesNothing(t *testing.T) {
 	args := []string{"facilitator", "--rpc", rpcURL, "--key-file", keyFile, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--data", filepath.Join(dir, "data"), "--receipt-timeout", "2s"}
 
-	pw, err := paywall.New(paywall.Config{Facilitator: facilitator.NewClient(facURL), ChainID: chain.ChainID(),
-		PayTo: accounts[sellerAccount].Address, Assets: evm.NewRegistry(token)})
-	if err != nil {
-		t.Fatal(err)
+	// The paid API keeps its claims in its own SQLite store, so it too can be restarted.
+	claimsPath := filepath.Join(dir, "paywall", "claims.db")
+	newAPI := func() (*httptest.Server, *store.DB) {
+		claims, err := store.Open(context.Background(), claimsPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, err := paywall.New(paywall.Config{Facilitator: facilitator.NewClient(facURL), ChainID: chain.ChainID(),
+			PayTo: accounts[sellerAccount].Address, Assets: evm.NewRegistry(token), Claims: claims})
+		if err != nil {
+			t.Fatal(err)
+		}
+		charge, err := pw.Charge(paywall.Route{Price: "$0.01"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return httptest.NewServer(charge(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "paid") }))), claims
 	}
-	charge, err := pw.Charge(paywall.Route{Price: "$0.01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(charge(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "paid") })))
-	defer api.Close()
+	api, claims := newAPI()
 
 	// Buyers pay continuously from several goroutines; the facilitator dies under them. Every
 	// payment header sent is recorded with whether it bought a response.
@@ -175,9 +183,13 @@ func TestFacilitatorKilledMidSettlementLosesNothing(t *testing.T) {
 		}
 	}
 
-	// A buyer whose request died with the facilitator presents the same payment again: if its
-	// settlement went through, that collects the response; if it never did, the still-valid
-	// authorization pays now.
+	// The paid API restarts too. A buyer whose request died with the facilitator presents the
+	// same payment again to the new process: if its settlement went through, that collects the
+	// response; if it never did, the still-valid authorization pays now.
+	api.Close()
+	claims.Close()
+	api, claims = newAPI()
+	defer func() { api.Close(); claims.Close() }()
 	responses := rec.snapshot()
 	servedFirst := 0
 	for header, n := range responses {
