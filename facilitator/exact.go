@@ -22,6 +22,8 @@ type exactPayment struct {
 	domain evm.Domain
 	key    store.Key
 	parsed bool // auth holds the payload's authorization
+	// version is the payload's x402 version; answers name the network in its terms.
+	version int
 }
 
 func (e *exactPayment) payer() string {
@@ -36,6 +38,9 @@ func (e *exactPayment) payer() string {
 // payment (possibly partial), a protocol failure, or an infrastructure error.
 func (f *Facilitator) verify(ctx context.Context, p *x402.PaymentPayload, req x402.PaymentRequirements, simulate bool) (*exactPayment, *x402.Error, error) {
 	pay := &exactPayment{}
+	if p != nil {
+		pay.version = p.X402Version
+	}
 	if p == nil || p.Accepted == nil {
 		return pay, &x402.Error{Reason: x402.ReasonInvalidPayload, Message: "missing accepted requirements"}, nil
 	}

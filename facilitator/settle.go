@@ -244,7 +244,7 @@ func (f *Facilitator) reportConfirmed(ctx context.Context, pay *exactPayment, s 
 	if !first {
 		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed}, ""), nil
 	}
-	return &x402.SettleResponse{Success: true, Payer: pay.payer(), Transaction: s.Tx, Network: f.network}, nil
+	return &x402.SettleResponse{Success: true, Payer: pay.payer(), Transaction: s.Tx, Network: f.networkFor(pay)}, nil
 }
 
 // await waits for the receipt of rec's transaction and records the outcome.
@@ -413,5 +413,16 @@ func isTransfer(l *types.Log, pay *exactPayment) bool {
 }
 
 func (f *Facilitator) failure(pay *exactPayment, perr *x402.Error, tx string) *x402.SettleResponse {
-	return &x402.SettleResponse{ErrorReason: perr.Reason, ErrorMessage: perr.Message, Payer: pay.payer(), Network: f.network, Transaction: tx}
+	return &x402.SettleResponse{ErrorReason: perr.Reason, ErrorMessage: perr.Message, Payer: pay.payer(), Network: f.networkFor(pay), Transaction: tx}
+}
+
+// networkFor names the network as the payment's x402 version does: v1 uses its fixed names
+// ("base-sepolia"), v2 CAIP-2 ("eip155:84532").
+func (f *Facilitator) networkFor(pay *exactPayment) x402.Network {
+	if pay != nil && pay.version == x402.V1 {
+		if name, ok := f.network.V1Name(); ok {
+			return x402.Network(name)
+		}
+	}
+	return f.network
 }

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
-
-	"github.com/quidpay/quid/x402"
 )
 
 // baseSepolia is the chain id v1 calls "base-sepolia". v1 names networks from a fixed table, so
@@ -27,10 +25,8 @@ func TestLegacyFetchPaysQuidPaywallV1(t *testing.T) {
 		"URL":         url,
 		"RPC_URL":     s.RPCURL,
 	}, &r)
-	// A v1 X-PAYMENT-RESPONSE names the network as v1 does, "base-sepolia"; quid's facilitator
-	// answers v1 settlements with the CAIP-2 name instead, which x402-fetch does not check.
-	// TODO(facilitator): answer v1 requests with the v1 name, then accept only that here.
-	tx := assertServed(t, r, "base-sepolia", x402.EIP155(baseSepolia))
+	// A v1 X-PAYMENT-RESPONSE names the network as v1 does.
+	tx := assertServed(t, r, "base-sepolia")
 	s.assertPaid(t, tx, 10_000, before)
 	assertSentBy(t, s, tx, s.Facilitator.Relayer())
 	if len(r.Sent) != 2 || r.Sent[1].Headers["x-payment"] == "" {
