@@ -265,7 +265,15 @@ func TestBatchFailureMidway(t *testing.T) {
 			}
 			faults.Heal()
 			// The reconciler and the next batch finish the job; nothing is paid twice.
-			for range 3 {
+			allConfirmed := func() bool {
+				for _, k := range keys {
+					if s, _ := db.Get(ctx, k); s == nil || s.State != store.StateConfirmed {
+						return false
+					}
+				}
+				return true
+			}
+			for deadline := time.Now().Add(10 * time.Second); !allConfirmed() && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 				if _, err := env.Facilitator.Reconcile(ctx); err != nil {
 					t.Fatal(err)
 				}

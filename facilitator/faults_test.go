@@ -522,6 +522,18 @@ func TestSettleFrontRun(t *testing.T) {
 	requireFailure(t, again, err, x402.ReasonExactNonceUsed, "")
 }
 
+// settleUntilKnown presents a payment again, as a client would, while its settlement is pending.
+func settleUntilKnown(ctx context.Context, env *quidtest.Env, p *x402.PaymentPayload, req x402.PaymentRequirements) (*x402.SettleResponse, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := env.Facilitator.Settle(ctx, p, req)
+		if (err == nil && resp.ErrorReason != x402.ReasonSettlementPending) || time.Now().After(deadline) {
+			return resp, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestSettleBroadcastNeverArrived: the broadcast fails with a refused connection, so the node
 // never had the transaction. Whatever Settle answers first, the payment must end up settled
 // once, and the relayer's nonce must not go to two transactions.
@@ -540,12 +552,7 @@ func TestSettleBroadcastNeverArrived(t *testing.T) {
 		if err != nil && !errors.Is(err, facilitator.ErrUnavailable) {
 			t.Fatal(err)
 		}
-		var resp *x402.SettleResponse
-		for range 5 {
-			if resp, err = env.Facilitator.Settle(ctx, p, req); err == nil && resp.Success {
-				break
-			}
-		}
+		resp, err := settleUntilKnown(ctx, env, p, req)
 		if err != nil || !resp.Success {
 			t.Fatalf("after the failed broadcast (%+v): %+v %v", first, resp, err)
 		}
@@ -572,11 +579,7 @@ func TestSettleBroadcastNeverArrived(t *testing.T) {
 			t.Fatal(err)
 		}
 		requireSettled(t, env, resp, env.Buyer.Address, env.Seller.Address, price)
-		for range 5 {
-			if resp, err = env.Facilitator.Settle(ctx, p1, req); err == nil && resp.Success {
-				break
-			}
-		}
+		resp, err = settleUntilKnown(ctx, env, p1, req)
 		if err != nil || !resp.Success {
 			t.Fatalf("the payment whose broadcast never arrived (first answer %+v): %+v %v; want it settled", first, resp, err)
 		}
