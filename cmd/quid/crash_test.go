@@ -132,6 +132,7 @@ func TestFacilitatorKilledMidSettlementLosesNothing(t *testing.T) {
 		cmd := exec.Command(os.Args[0], args...)
 		cmd.Env = append(os.Environ(), "QUID_TEST_MAIN=1")
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		dieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -88,46 +87,52 @@ func start() {
 		cluster.err = err
 		return
 	}
-	// initdb refuses to run as root; run the server as the postgres user then.
-	var asUser []string
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			cluster.err = fmt.Errorf("running as root and no postgres user: %w", err)
-			return
-		}
-		if out, err := exec.Command("chown", "-R", u.Username, dir).CombinedOutput(); err != nil {
-			cluster.err = fmt.Errorf("chown: %v: %s", err, out)
-			return
-		}
-		asUser = []string{"runuser", "-u", u.Username, "--"}
-	}
-	cmd := func(name string, args ...string) *exec.Cmd {
-		full := append(append([]string{}, asUser...), filepath.Join(bin, name))
-		full = append(full, args...)
-		return exec.Command(full[0], full[1:]...)
+	// initdb refuses to run as root; run it and the server as the postgres user then. The
+	// server is this process's child, not a pg_ctl daemon, so it dies with the test binary
+	// however that ends (a test timeout runs no deferred calls).
+	cred, err := postgresUser(dir)
+	if err != nil {
+		cluster.err = err
+		return
 	}
 	data := filepath.Join(dir, "data")
-	if out, err := cmd("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+	asChild(initdb, cred)
+	if out, err := initdb.CombinedOutput(); err != nil {
 		cluster.err = fmt.Errorf("initdb: %v: %s", err, out)
 		return
 	}
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c max_connections=200", port, dir)
-	if out, err := cmd("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "30", "-o", opts, "start").CombinedOutput(); err != nil {
-		cluster.err = fmt.Errorf("pg_ctl start: %v: %s", err, out)
+	server := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-c", "listen_addresses=127.0.0.1", "-p", fmt.Sprint(port),
+		"-k", dir, "-c", "fsync=off", "-c", "max_connections=200")
+	asChild(server, cred)
+	logFile, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		cluster.err = err
+		return
+	}
+	server.Stdout, server.Stderr = logFile, logFile
+	if err := server.Start(); err != nil {
+		cluster.err = fmt.Errorf("starting postgres: %w", err)
 		return
 	}
 	cluster.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	cluster.stop = func() {
-		cmd("pg_ctl", "-D", data, "-m", "immediate", "stop").Run()
+		server.Process.Signal(os.Interrupt) // fast shutdown
+		server.Wait()
+		logFile.Close()
 		os.RemoveAll(dir)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	db, _ := sql.Open("pgx", cluster.url)
 	defer db.Close()
-	if err := db.PingContext(ctx); err != nil {
-		cluster.err = fmt.Errorf("connecting to the test cluster: %w", err)
+	for db.PingContext(ctx) != nil {
+		select {
+		case <-ctx.Done():
+			cluster.err = fmt.Errorf("the test cluster did not accept connections in time")
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
