@@ -26,6 +26,7 @@ var commands = []command{
 	{"facilitator", "serve the facilitator HTTP API against an EVM JSON-RPC endpoint", runFacilitator},
 	{"pay", "fetch a URL, paying its 402 within a maximum", runPay},
 	{"settlements", "list settlements, or reconcile the unresolved ones with the chain", runSettlements},
+	{"bench", "measure the cost of a paid request against unpaid, the ECDSA floor and the TypeScript stack", runBench},
 }
 
 func main() {
