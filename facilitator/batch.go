@@ -241,5 +241,5 @@ func (f *Facilitator) closeBatchItem(ctx context.Context, rec *store.Settlement,
 		_, err := f.cfg.Store.Update(ctx, rec, from)
 		return err
 	}
-	return f.closeUsed(ctx, rec, pay, from)
+	return f.closeUsedOr(ctx, rec, pay, from, x402.ReasonExactNonceUsed)
 }

@@ -16,10 +16,6 @@ import (
 	"github.com/quidpay/quid/x402"
 )
 
-// reasonUsedElsewhere closes a settlement whose authorization was used (or cancelled) without a
-// transfer to the payee that we can find.
-const reasonUsedElsewhere = x402.ReasonExactNonceUsed
-
 // transferLookback bounds the eth_getLogs search for a transfer made by someone else's
 // transaction (front-running).
 const transferLookback = 50_000
@@ -147,7 +143,7 @@ func (f *Facilitator) reconcile(ctx context.Context, s *store.Settlement) error 
 		return err
 	}
 	if used {
-		return f.closeUsed(ctx, s, pay, from)
+		return f.closeUsedOr(ctx, s, pay, from, x402.ReasonExactNonceUsed)
 	}
 	mined, err := f.cfg.Chain.NonceAt(ctx, common.HexToAddress(s.Relayer), nil)
 	if err != nil {
@@ -207,12 +203,9 @@ func (f *Facilitator) inBatch(s *store.Settlement) bool {
 	return t.UnmarshalBinary(s.RawTx) == nil && t.To() != nil && *t.To() == f.cfg.BatchSettler
 }
 
-func (f *Facilitator) closeUsed(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State) error {
-	return f.closeUsedOr(ctx, s, pay, from, reasonUsedElsewhere)
-}
-
 // closeUsedOr closes s as confirmed if the chain holds a transfer of this authorization to the
-// payee in any transaction, and as failed with reason otherwise.
+// payee in any transaction, and as failed with reason otherwise (the authorization was used or
+// cancelled without paying the payee: invalid_exact_evm_nonce_already_used).
 func (f *Facilitator) closeUsedOr(ctx context.Context, s *store.Settlement, pay *exactPayment, from store.State, reason x402.Reason) error {
 	paidBy, block, err := f.findTransfer(ctx, pay)
 	if err != nil {

@@ -39,11 +39,10 @@ func requirements(amount string, asset common.Address, network x402.Network) x40
 // payment header, then answers with next (one answer per paid request), recording every
 // payment header it received.
 type seller struct {
-	accepts []x402.PaymentRequired
-	next    []func(w http.ResponseWriter)
-	mu      sync.Mutex
-	paid    []string
-	srv     *httptest.Server
+	next []func(w http.ResponseWriter)
+	mu   sync.Mutex
+	paid []string
+	srv  *httptest.Server
 }
 
 func newSeller(t *testing.T, accepts []x402.PaymentRequirements, answers ...func(w http.ResponseWriter)) *seller {

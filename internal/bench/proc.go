@@ -12,14 +12,6 @@ import (
 	"time"
 )
 
-// procStats is what the bench reads about a process: CPU time (user + system) and the peak of
-// its resident set. On Linux both come from /proc; elsewhere CPU comes from getrusage (see
-// cpu_*.go) and the peak is not measured.
-type procStats struct {
-	CPU     time.Duration
-	PeakRSS int64 // bytes; 0 when unknown
-}
-
 // selfCPU returns the CPU time this process has used (all threads, user + system).
 func selfCPU() time.Duration { return rusageSelf() }
 
