@@ -117,11 +117,9 @@ func (f *Facilitator) verify(ctx context.Context, p *x402.PaymentPayload, req x4
 	if pay.auth.Value.Cmp(amount) != 0 {
 		return pay, x402.Errorf(x402.ReasonExactValueMismatch, "authorization value %s, required %s", pay.auth.Value, amount), nil
 	}
-	code, err := f.cfg.Chain.CodeAt(ctx, asset, nil)
-	if err != nil {
-		return pay, nil, fmt.Errorf("%w: eth_getCode: %v", ErrUnavailable, err)
-	}
-	if len(code) == 0 {
+	if isContract, err := f.hasCode(ctx, asset); err != nil {
+		return pay, nil, err
+	} else if !isContract {
 		return pay, &x402.Error{Reason: x402.ReasonAssetNotContract}, nil
 	}
 	if simulate {
@@ -212,3 +210,25 @@ func (f *Facilitator) diagnose(ctx context.Context, pay *exactPayment, simErr er
 // maxTimeoutSeconds bounds the maxTimeoutSeconds quid accepts in requirements (a week): far
 // beyond any real route, far below where time arithmetic overflows.
 const maxTimeoutSeconds = 7 * 24 * 3600
+
+// maxKnownContracts bounds the cache of assets known to have code.
+const maxKnownContracts = 1024
+
+// hasCode reports whether asset is a contract. A yes is remembered: since EIP-6780 code cannot
+// leave an address after the transaction that created it, so only a no is asked again.
+func (f *Facilitator) hasCode(ctx context.Context, asset common.Address) (bool, error) {
+	if _, ok := f.contracts.Load(asset); ok {
+		return true, nil
+	}
+	code, err := f.cfg.Chain.CodeAt(ctx, asset, nil)
+	if err != nil {
+		return false, fmt.Errorf("%w: eth_getCode: %v", ErrUnavailable, err)
+	}
+	if len(code) == 0 {
+		return false, nil
+	}
+	if f.knownContracts.Add(1) <= maxKnownContracts {
+		f.contracts.Store(asset, struct{}{})
+	}
+	return true, nil
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,7 +70,11 @@ type Facilitator struct {
 	network  x402.Network
 	relayers []*relayer
 	next     atomic.Uint64
-	log      *slog.Logger
+
+	// contracts holds assets seen to have code; knownContracts counts them against a bound.
+	contracts      sync.Map
+	knownContracts atomic.Int64
+	log            *slog.Logger
 }
 
 // Store is what the facilitator persists. *store.DB has it.

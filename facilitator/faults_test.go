@@ -519,7 +519,7 @@ func TestSettleFrontRun(t *testing.T) {
 		t.Fatalf("success names %s: %+v %v", resp.Transaction, r, err)
 	}
 	again, err := env.Facilitator.Settle(ctx, p, req)
-	requireFailure(t, again, err, x402.ReasonExactNonceUsed, "")
+	requireFailure(t, again, err, x402.ReasonExactNonceUsed, resp.Transaction)
 }
 
 // settleUntilKnown presents a payment again, as a client would, while its settlement is pending.

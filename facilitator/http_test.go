@@ -324,8 +324,9 @@ func TestClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		requireSettled(t, env, s, env.Buyer.Address, env.Seller.Address, price)
+		first := s.Transaction
 		s, err = c.Settle(ctx, p, req)
-		requireFailure(t, s, err, x402.ReasonExactNonceUsed, "")
+		requireFailure(t, s, err, x402.ReasonExactNonceUsed, first)
 	})
 	t.Run("v1", func(t *testing.T) {
 		p, r := decodeV1(t, env, req, nil)

@@ -169,6 +169,12 @@ func (f *Facilitator) paymentOf(s *store.Settlement) (*exactPayment, error) {
 // reserve holds the payment's value against the payer's on-chain balance, so concurrent
 // payments from one payer are admitted only while they fit in it together.
 func (f *Facilitator) reserve(ctx context.Context, pay *exactPayment) (*x402.Error, error) {
+	// Verify reserved it already, as a rule: then there is no balance to read.
+	if held, err := f.cfg.Store.Reserved(ctx, pay.key); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	} else if held {
+		return nil, nil
+	}
 	// The balance is read at a known block, so reservations settled after it still count.
 	head, err := f.cfg.Chain.HeaderByNumber(ctx, nil)
 	if err != nil {
@@ -242,7 +248,10 @@ func (f *Facilitator) reportConfirmed(ctx context.Context, pay *exactPayment, s 
 		return f.pending(pay, s.Tx), nil
 	}
 	if !first {
-		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed}, ""), nil
+		// Name the transaction: a seller resuming its own unfinished request (its claim kept
+		// it from serving this payment) can collect on it, since the success may have been
+		// lost on the way to it.
+		return f.failure(pay, &x402.Error{Reason: x402.ReasonExactNonceUsed, Message: "already settled"}, s.Tx), nil
 	}
 	return &x402.SettleResponse{Success: true, Payer: pay.payer(), Transaction: s.Tx, Network: f.networkFor(pay)}, nil
 }

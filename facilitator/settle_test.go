@@ -63,9 +63,10 @@ func TestSettleMovesValueOnce(t *testing.T) {
 		t.Errorf("successful settle response carries errorReason: %v", wire)
 	}
 
-	// Presented again: refused, nothing sent, nothing moved.
+	// Presented again: refused, naming the transaction that already settled it; nothing sent,
+	// nothing moved.
 	again, err := env.Facilitator.Settle(ctx, p, req)
-	requireFailure(t, again, err, x402.ReasonExactNonceUsed, "")
+	requireFailure(t, again, err, x402.ReasonExactNonceUsed, resp.Transaction)
 	if again.Payer != env.Buyer.Address.Hex() || again.Network != x402.EIP155(env.Chain.ChainID()) {
 		t.Errorf("replay answer %+v lacks payer or network", again)
 	}

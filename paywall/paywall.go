@@ -180,10 +180,10 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		p.refuse(w, r, charge, err)
 		return
 	}
-	if pending, err := p.cfg.Claims.Pending(ctx, pay.Key()); err != nil {
+	if resuming, err := p.cfg.Claims.TakePending(ctx, pay.Key()); err != nil {
 		p.refuse(w, r, charge, fmt.Errorf("%w: claim store: %v", ErrUnavailable, err))
 		return
-	} else if pending {
+	} else if resuming {
 		p.resume(w, r, next, charge, pay)
 		return
 	}
@@ -282,7 +282,7 @@ func (p *Paywall) serveDeferred(w http.ResponseWriter, r *http.Request, next htt
 // success to one request only. Once paid, the handler runs and its response is served: the
 // first request's response was withheld.
 func (p *Paywall) resume(w http.ResponseWriter, r *http.Request, next http.Handler, charge *Charge, pay Payment) {
-	receipt, ok := p.settle(w, r, charge, pay)
+	receipt, ok := p.settleAs(w, r, charge, pay, true)
 	if !ok {
 		return
 	}
@@ -296,6 +296,13 @@ func (p *Paywall) resume(w http.ResponseWriter, r *http.Request, next http.Handl
 // whose outcome is unknown is remembered, so that the payer presenting the same payment again
 // resumes it instead of being refused as a replay.
 func (p *Paywall) settle(w http.ResponseWriter, r *http.Request, charge *Charge, pay Payment) (*Receipt, bool) {
+	return p.settleAs(w, r, charge, pay, false)
+}
+
+// settleAs is settle; resuming says the request took the payment's pending mark (no other
+// request can hold it, and this paywall never served the payment), so a settlement that
+// already happened, whose success went unheard, pays for it.
+func (p *Paywall) settleAs(w http.ResponseWriter, r *http.Request, charge *Charge, pay Payment, resuming bool) (*Receipt, bool) {
 	receipt, err := pay.Settle(r.Context())
 	if err != nil {
 		// Outcome unknown: the claim stays, so the payment cannot buy a second response.
@@ -303,6 +310,9 @@ func (p *Paywall) settle(w http.ResponseWriter, r *http.Request, charge *Charge,
 		p.log.Error("settlement outcome unknown", "payer", pay.Payer(), "err", err)
 		p.refuse(w, r, charge, fmt.Errorf("%w: %v", ErrUnavailable, err))
 		return nil, false
+	}
+	if resuming && receipt.AlreadySettled {
+		receipt.Settled = true
 	}
 	if !receipt.Settled {
 		p.setPending(r.Context(), pay, receipt.Pending)

@@ -49,6 +49,9 @@ type Receipt struct {
 	Settled bool
 	// Transaction is the settlement's on-chain reference, when there is one.
 	Transaction string
+	// Settled already: the payment was settled earlier (in Transaction), by a settlement whose
+	// success was not heard. Only the request holding the payment's claim may act on it.
+	AlreadySettled bool
 	// Pending reports that the settlement was sent but its outcome is not known yet; presenting
 	// the same payment again finds it out without paying twice.
 	Pending bool

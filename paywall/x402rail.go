@@ -205,11 +205,13 @@ func (p *x402Payment) Settle(ctx context.Context) (*Receipt, error) {
 		return nil, err
 	}
 	receipt := &Receipt{
-		Settled:     s.Success,
-		Pending:     !s.Success && s.ErrorReason == x402.ReasonSettlementPending,
-		Transaction: s.Transaction,
-		Reason:      string(s.ErrorReason),
-		Header:      http.Header{},
+		Settled: s.Success,
+		Pending: !s.Success && s.ErrorReason == x402.ReasonSettlementPending,
+		// The facilitator names the transaction of an authorization it already settled.
+		AlreadySettled: !s.Success && s.ErrorReason == x402.ReasonExactNonceUsed && s.Transaction != "",
+		Transaction:    s.Transaction,
+		Reason:         string(s.ErrorReason),
+		Header:         http.Header{},
 	}
 	receipt.Header.Set(name, value)
 	return receipt, nil

@@ -29,8 +29,9 @@ type Claims interface {
 	// resumes its settlement instead of being refused as a replay, after a restart too.
 	SetPending(ctx context.Context, key Key, pending bool, expires time.Time) error
 
-	// Pending reports whether key is claimed and marked pending.
-	Pending(ctx context.Context, key Key) (bool, error)
+	// TakePending clears key's pending mark and reports whether this call did: of concurrent
+	// callers exactly one takes it, and only that one may resume the payment.
+	TakePending(ctx context.Context, key Key) (bool, error)
 }
 
 // MemoryClaims is a Claims held in process memory, for a single process whose claims may be lost
@@ -100,13 +101,17 @@ func (m *MemoryClaims) SetPending(_ context.Context, key Key, pending bool, expi
 	return nil
 }
 
-// Pending implements Claims.
-func (m *MemoryClaims) Pending(_ context.Context, key Key) (bool, error) {
+// TakePending implements Claims.
+func (m *MemoryClaims) TakePending(_ context.Context, key Key) (bool, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	exp, ok := m.claims[key]
-	return ok && now.Before(exp) && m.pending[key], nil
+	if !ok || !now.Before(exp) || !m.pending[key] {
+		return false, nil
+	}
+	delete(m.pending, key)
+	return true, nil
 }
 
 func (m *MemoryClaims) now() time.Time {

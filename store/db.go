@@ -207,14 +207,14 @@ func (d *DB) SetPending(ctx context.Context, key Key, pending bool, expires time
 	return err
 }
 
-// Pending implements Claims.
-func (d *DB) Pending(ctx context.Context, key Key) (bool, error) {
-	var pending bool
-	err := d.db.QueryRowContext(ctx, d.q(`SELECT pending FROM claims WHERE key = ? AND expires_at > ?`), key[:], time.Now().Unix()).Scan(&pending)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+// TakePending implements Claims.
+func (d *DB) TakePending(ctx context.Context, key Key) (bool, error) {
+	res, err := d.db.ExecContext(ctx, d.q(`UPDATE claims SET pending = FALSE WHERE key = ? AND pending = TRUE AND expires_at > ?`), key[:], time.Now().Unix())
+	if err != nil {
+		return false, err
 	}
-	return pending, err
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // Reserve implements Reservations.
@@ -278,6 +278,14 @@ func (d *DB) Reserve(ctx context.Context, scope, key Key, amount, balance evm.Am
 		return false, fmt.Errorf("store: reserve: %w", err)
 	}
 	return true, tx.Commit()
+}
+
+// Reserved implements Reservations.
+func (d *DB) Reserved(ctx context.Context, key Key) (bool, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM reservations WHERE key = ?
+		AND (settled_block IS NOT NULL OR expires_at > ?)`), key[:], time.Now().Unix()).Scan(&n)
+	return n > 0, err
 }
 
 // Settled implements Reservations.

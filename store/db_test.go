@@ -222,6 +222,14 @@ func TestReservationsNeverExceedTheBalance(t *testing.T) {
 		}); wins != 50 {
 			t.Fatalf("%d reservations admitted against a balance of 50", wins)
 		}
+		if ok, err := db.Reserved(ctx, keys[0]); err != nil {
+			t.Fatal(err)
+		} else if again, _ := db.Reserve(ctx, scope, keys[0], evm.NewAmount(1), balance, 100, time.Now().Add(time.Minute)); ok != again {
+			t.Fatalf("Reserved says %v but Reserve says %v", ok, again)
+		}
+		if ok, _ := db.Reserved(ctx, newKey()); ok {
+			t.Fatal("an unknown key is reserved")
+		}
 		// Reserving an admitted key again changes nothing.
 		var admitted store.Key
 		for _, k := range keys {
@@ -304,25 +312,22 @@ func TestPendingClaimsSurviveAndResume(t *testing.T) {
 	backends(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		key := newKey()
-		if p, _ := db.Pending(ctx, key); p {
-			t.Fatal("an unclaimed key is pending")
+		if took, _ := db.TakePending(ctx, key); took {
+			t.Fatal("took the pending mark of an unclaimed key")
 		}
 		db.Claim(ctx, key, time.Now().Add(time.Minute))
-		if p, _ := db.Pending(ctx, key); p {
-			t.Fatal("a fresh claim is pending")
+		if took, _ := db.TakePending(ctx, key); took {
+			t.Fatal("took the pending mark of a fresh claim")
 		}
 		if err := db.SetPending(ctx, key, true, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if p, err := db.Pending(ctx, key); !p || err != nil {
-			t.Fatalf("pending %v %v", p, err)
-		}
 		if ok, _ := db.Claim(ctx, key, time.Now().Add(time.Hour)); ok {
 			t.Fatal("a pending claim was claimed again")
 		}
-		db.SetPending(ctx, key, false, time.Now().Add(time.Hour))
-		if p, _ := db.Pending(ctx, key); p {
-			t.Fatal("still pending after the outcome was known")
+		// Of many requests resuming one payment at once, exactly one may.
+		if wins := race(t, 20, func(int) (bool, error) { return db.TakePending(ctx, key) }); wins != 1 {
+			t.Fatalf("%d of 20 concurrent resumers took the pending mark, want 1", wins)
 		}
 	})
 }

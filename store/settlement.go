@@ -107,6 +107,10 @@ type Reservations interface {
 	// expires, when the payment can no longer be settled.
 	Reserve(ctx context.Context, scope, key Key, amount, balance evm.Amount, asOf uint64, expires time.Time) (bool, error)
 
+	// Reserved reports whether key holds a live reservation, so a caller can skip reading a
+	// balance it would only need to make one.
+	Reserved(ctx context.Context, key Key) (bool, error)
+
 	// Settled records that key's payment was mined in block, after which balances read at that
 	// block or later include it.
 	Settled(ctx context.Context, key Key, block uint64) error

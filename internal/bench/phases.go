@@ -254,9 +254,9 @@ func (t timedStore) SetPending(ctx context.Context, k store.Key, pending bool, e
 	return t.DB.SetPending(ctx, k, pending, expires)
 }
 
-func (t timedStore) Pending(ctx context.Context, k store.Key) (bool, error) {
-	defer t.rec.since("SQLite Pending", time.Now())
-	return t.DB.Pending(ctx, k)
+func (t timedStore) TakePending(ctx context.Context, k store.Key) (bool, error) {
+	defer t.rec.since("SQLite TakePending", time.Now())
+	return t.DB.TakePending(ctx, k)
 }
 
 func (t timedStore) Hold(ctx context.Context, k store.Key, until time.Time) error {
