@@ -505,8 +505,8 @@ func TestSettleFrontRun(t *testing.T) {
 	if len(ours) != 1 {
 		t.Fatalf("sent %v", ours)
 	}
-	if r, err := env.Chain.Client().TransactionReceipt(ctx, ours[0]); err != nil || r.Status != 0 {
-		t.Fatalf("our transaction: %+v %v; want it reverted (the scenario did not happen)", r, err)
+	if r := env.Receipt(t, ours[0]); r.Status != 0 {
+		t.Fatalf("our transaction: %+v; want it reverted (the scenario did not happen)", r)
 	}
 	if !resp.Success {
 		t.Fatalf("front-run settlement: %+v; want success naming the transaction that paid", resp)

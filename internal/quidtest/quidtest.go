@@ -187,18 +187,26 @@ func (e *Env) Send(t testing.TB, key *ecdsa.PrivateKey, to common.Address, data 
 	if err := c.SendTransaction(ctx, tx); err != nil {
 		t.Fatalf("send: %v", err)
 	}
+	if r := e.Receipt(t, tx.Hash()); r.Status != 1 {
+		t.Fatalf("transaction %s reverted", tx.Hash())
+	}
+}
+
+// Receipt waits up to 10 s for the receipt of hash: the devnet answers a send once the
+// transaction is pooled and mines it just after, so a receipt can trail the send that made it.
+func (e *Env) Receipt(t testing.TB, hash common.Hash) *types.Receipt {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		r, err := c.TransactionReceipt(ctx, tx.Hash())
+	for {
+		r, err := e.Chain.Client().TransactionReceipt(context.Background(), hash)
 		if err == nil {
-			if r.Status != 1 {
-				t.Fatalf("transaction %s reverted", tx.Hash())
-			}
-			return
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction %s not mined: %v", hash, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("transaction %s not mined", tx.Hash())
 }
 
 var cancelTypeHash = crypto.Keccak256Hash([]byte("CancelAuthorization(address authorizer,bytes32 nonce)"))
