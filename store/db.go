@@ -132,6 +132,8 @@ var migrations = []string{
 	`ALTER TABLE reservations ADD COLUMN settled_block BIGINT`,
 	// A claimed payment whose settlement outcome is unknown, resumable when presented again.
 	`ALTER TABLE claims ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`,
+	walletSchema,
+	sellerSchema,
 }
 
 func (d *DB) migrate(ctx context.Context) error {

@@ -24,7 +24,10 @@ var commands = []command{
 	{"dev", "run the local stack (chain, facilitator, paid API) until interrupted", runDev},
 	{"devchain", "serve only the local chain over JSON-RPC on 127.0.0.1", runDevchain},
 	{"facilitator", "serve the facilitator HTTP API against an EVM JSON-RPC endpoint", runFacilitator},
-	{"pay", "fetch a URL, paying its 402 within a maximum", runPay},
+	{"pay", "fetch a URL, paying its 402 within the wallet's policy", runPay},
+	{"wallet", "show balances, budgets, pending approvals and recent payments; approve or deny", runWallet},
+	{"audit", "verify or export the wallet's hash-chained audit journal", runAudit},
+	{"proxy", "serve a paywall reverse proxy in front of an HTTP upstream, from a YAML config", runProxy},
 	{"settlements", "list settlements, or reconcile the unresolved ones with the chain", runSettlements},
 	{"bench", "measure the cost of a paid request against unpaid, the ECDSA floor and the TypeScript stack", runBench},
 }
