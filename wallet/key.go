@@ -16,26 +16,19 @@ var ErrKeyFilePermissions = errors.New("wallet: key file is accessible to other 
 // LoadKeyFile reads a secp256k1 private key stored as hex (with or without 0x) in a file that
 // only its owner may access. Errors never include the file's contents.
 func LoadKeyFile(path string) (*ecdsa.PrivateKey, error) {
-	f, err := os.Open(path)
+	data, err := readPrivateFile(path, "key file", maxKeyFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("wallet: opening key file: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("wallet: key file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w (%s has mode %04o)", ErrKeyFilePermissions, path, st.Mode().Perm())
-	}
-	buf := make([]byte, 200)
-	n, _ := f.Read(buf)
-	key, err := ParseKey(string(buf[:n]))
+	key, err := ParseKey(string(data))
 	if err != nil {
 		return nil, fmt.Errorf("wallet: key file %s: %w", path, err)
 	}
 	return key, nil
 }
+
+// maxKeyFileSize bounds a hex key file: 64 hex digits, a 0x, spaces and a newline.
+const maxKeyFileSize = 256
 
 // ParseKey reads a hex private key. Errors never include the input.
 func ParseKey(s string) (*ecdsa.PrivateKey, error) {
