@@ -3,6 +3,7 @@ package paywall
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,12 +51,55 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives one event per payment decision. Default: none.
 	Logger *slog.Logger
+
+	// Secret seals quotes and derives capability tokens' root keys; at least 32 random bytes,
+	// the same on every instance behind one address. Required by routes offering quotes or
+	// capability tokens.
+	Secret []byte
+	// Records remembers payers (known buyers, blocks) and what the admin sees: payments,
+	// revenue per route, refusals. Default: none (no payer is known; only Policy.Block blocks).
+	Records Records
+	// Spend counts payments per payer and window for Policy.Spend. Required by routes with a
+	// spend limit.
+	Spend SpendLedger
+	// Uses counts capability-token uses. Required by routes issuing capability tokens.
+	Uses CapabilityUses
+	// Balances reads payers' on-chain balances for Policy.MinBalance (see ChainBalances).
+	// Required by routes with a minimum balance.
+	Balances BalanceChecker
+	// Policy applies to routes without a Policy of their own. Default: everyone may buy.
+	Policy *Policy
 }
 
 // Route is what one protected route charges.
 type Route struct {
-	// Price is "$0.01" (the chain's default dollar stablecoin) or "<atomic units> <asset address>".
+	// Method and Path name the route for discovery, quotes and capability scopes: "GET" and
+	// "/v1/weather" (a path ending in "*" covers every path it prefixes). A route with a Path is
+	// listed by Discovery and can be quoted; Method "" means any method.
+	Method string
+	Path   string
+
+	// Price is "$0.01" (the chain's default dollar stablecoin) or "<atomic units> <asset
+	// address>": the price for every request, or for unknown buyers when KnownPrice is set.
 	Price string
+	// KnownPrice, when set, is the price for known buyers (see Buyer), typically lower.
+	KnownPrice string
+	// Pricer, when set, decides each request's price instead of Price and KnownPrice.
+	Pricer Pricer
+	// Quote lets buyers ask POST /.well-known/quid/quote for a price bound to one request
+	// (see QuotePolicy). Routes without it keep their published prices.
+	Quote *QuotePolicy
+	// Policy decides who may buy; Config.Policy when nil.
+	Policy *Policy
+	// Terms are disclosed before payment, in the requirements' extra and in discovery.
+	Terms *Terms
+	// Capability, when set, issues a capability token after each settled payment.
+	Capability *CapabilityPolicy
+	// InputSchema and OutputSchema are JSON Schemas of the request and response bodies, for
+	// discovery and the bazaar extension.
+	InputSchema  json.RawMessage
+	OutputSchema json.RawMessage
+
 	// Description and MimeType describe the resource to buyers before they pay.
 	Description string
 	MimeType    string
@@ -86,7 +130,37 @@ const (
 	// cap is settled before serving, as with SettleAfter. A handler answering 400 or above
 	// withdraws the payment. The facilitator must be able to defer (see Deferrer).
 	SettleDeferred
+	// SettleOnCommit settles when the handler commits its response (its first WriteHeader,
+	// Write or Flush), for streams that cannot be buffered. A handler committing a status of 400
+	// or above is passed through and nothing is charged; if settlement fails, nothing the
+	// handler wrote reaches the buyer, who gets the 402. Once settled, the response streams
+	// through unbuffered (Flush passes through). Work the handler does before committing
+	// happens unpaid, as with SettleAfter.
+	SettleOnCommit
 )
+
+var settleModeNames = [...]string{SettleAfter: "after", SettleBefore: "before", SettleDeferred: "deferred", SettleOnCommit: "commit"}
+
+// String returns the mode's name: "after", "before", "deferred" or "commit".
+func (m SettleMode) String() string {
+	if int(m) < len(settleModeNames) {
+		return settleModeNames[m]
+	}
+	return "SettleMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseSettleMode reads a mode's name as String writes it; "" is SettleAfter.
+func ParseSettleMode(s string) (SettleMode, error) {
+	if s == "" {
+		return SettleAfter, nil
+	}
+	for m, name := range settleModeNames {
+		if name == s {
+			return SettleMode(m), nil
+		}
+	}
+	return 0, fmt.Errorf("paywall: unknown settle mode %q (after, before, deferred, commit)", s)
+}
 
 // Deferrer queues payments for batch settlement. An in-process *facilitator.Facilitator with a
 // batch settler has these methods.
