@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/store"
 	"github.com/quidpay/quid/x402"
 )
 
@@ -41,7 +43,37 @@ type Config struct {
 	// OnPayment, if set, is called after every payment attempt with its outcome. It runs on the
 	// request's goroutine before RoundTrip returns; it must not block for long.
 	OnPayment func(Payment)
+
+	// Policy adds budgets, caps, allow- and blocklists, approvals, the duplicate window and
+	// preferences to Max. Optional.
+	Policy *Policy
+	// Ledger holds reservations, approvals, delegations and the journal, atomically. Use a
+	// *store.DB to share them across processes. Default: a new MemoryLedger, which lives and
+	// dies with the process.
+	Ledger Ledger
+	// ID names the wallet in the ledger. Default: the payer address in lowercase hex.
+	ID string
+	// Address identifies a wallet opened without Key, to administer it (approvals, delegations,
+	// budgets, journal) from another process; such a wallet cannot pay.
+	Address common.Address
+	// OnAlert, if set, is called once each time a payment takes a budget past the policy's
+	// alert threshold; the alert is journaled too. It runs on the request's goroutine.
+	OnAlert func(Alert)
 }
+
+// Alert reports a budget passing its threshold.
+type Alert struct {
+	Rule      string // "budgets.day", "per_payee", "delegation", …
+	Scope     string
+	Window    time.Duration // 0 for a delegation's whole budget
+	Asset     evm.Asset
+	Limit     evm.Amount
+	Used      evm.Amount
+	Threshold float64
+}
+
+// Rail is the payment rail the wallet pays on, as journaled.
+const Rail = "x402"
 
 // Payment records one payment attempt.
 type Payment struct {
@@ -60,6 +92,9 @@ type Payment struct {
 type Wallet struct {
 	cfg  Config
 	addr common.Address
+	id   string
+	// chain is the delegation this wallet spends under, then its ancestors; empty for the owner.
+	chain []store.Delegation
 }
 
 // Errors a paying request can return (wrapped in *url.Error by http.Client).
@@ -78,8 +113,27 @@ const maxReplayBody = 8 << 20
 
 // New returns a Wallet.
 func New(cfg Config) (*Wallet, error) {
-	if cfg.Key == nil || cfg.Assets == nil || cfg.Max == "" {
-		return nil, errors.New("wallet: Key, Assets and Max are required")
+	if cfg.Key != nil && (cfg.Assets == nil || (cfg.Max == "" && (cfg.Policy == nil || cfg.Policy.MaxPayment == ""))) {
+		return nil, errors.New("wallet: Key, Assets and Max (or Policy.MaxPayment) are required")
+	}
+	if cfg.Key == nil && cfg.Address == (common.Address{}) {
+		return nil, errors.New("wallet: Key (or, to administer a wallet, Address) is required")
+	}
+	if cfg.Max != "" && !validDecimal(cfg.Max) {
+		return nil, fmt.Errorf("wallet: Max %q is not a decimal amount", cfg.Max)
+	}
+	if cfg.Policy != nil {
+		if err := cfg.Policy.Validate(); err != nil {
+			return nil, err
+		}
+		if cfg.Policy.MaxAuthorization > 0 {
+			cfg.MaxAuthorization = cfg.Policy.MaxAuthorization
+		}
+	} else {
+		cfg.Policy = &Policy{}
+	}
+	if cfg.Ledger == nil {
+		cfg.Ledger = NewMemoryLedger()
 	}
 	if cfg.MaxAuthorization <= 0 {
 		cfg.MaxAuthorization = 10 * time.Minute
@@ -93,8 +147,19 @@ func New(cfg Config) (*Wallet, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Wallet{cfg: cfg, addr: crypto.PubkeyToAddress(cfg.Key.PublicKey)}, nil
+	addr := cfg.Address
+	if cfg.Key != nil {
+		addr = crypto.PubkeyToAddress(cfg.Key.PublicKey)
+	}
+	id := cfg.ID
+	if id == "" {
+		id = strings.ToLower(addr.Hex())
+	}
+	return &Wallet{cfg: cfg, addr: addr, id: id}, nil
 }
+
+// ID returns the wallet's name in its ledger.
+func (w *Wallet) ID() string { return w.id }
 
 // Address returns the wallet's address.
 func (w *Wallet) Address() common.Address { return w.addr }

@@ -1,0 +1,165 @@
+package wallet
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/quidpay/quid/store"
+)
+
+// ErrJournalTampered reports a journal whose chain is broken: an entry edited, deleted or moved.
+var ErrJournalTampered = errors.New("wallet: journal chain broken")
+
+// JournalError locates the first break in a journal's chain.
+type JournalError struct {
+	Seq    uint64 // the entry at which the chain breaks
+	Reason string
+}
+
+func (e *JournalError) Error() string {
+	return fmt.Sprintf("wallet: journal chain broken at entry %d: %s", e.Seq, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrJournalTampered) true.
+func (e *JournalError) Is(target error) bool { return target == ErrJournalTampered }
+
+// VerifyEntries checks a journal read in full from its first entry: sequence numbers from 1
+// without gaps, each entry's Prev equal to the hash before it, each Hash equal to what the
+// entry's fields hash to. It returns a *JournalError at the first break.
+func VerifyEntries(entries []store.JournalEntry) error {
+	var prev [32]byte
+	for i, e := range entries {
+		want := uint64(i + 1)
+		switch {
+		case e.Seq != want:
+			return &JournalError{Seq: e.Seq, Reason: fmt.Sprintf("sequence %d where %d was due (an entry deleted or moved)", e.Seq, want)}
+		case e.Prev != prev:
+			return &JournalError{Seq: e.Seq, Reason: "does not follow the entry before it (deleted, inserted or reordered)"}
+		case e.ComputeHash() != e.Hash:
+			return &JournalError{Seq: e.Seq, Reason: "content does not match its hash (edited)"}
+		}
+		prev = e.Hash
+	}
+	return nil
+}
+
+// VerifyJournal reads the wallet's whole journal from its ledger and verifies its chain. It
+// returns the number of entries checked.
+func (w *Wallet) VerifyJournal(ctx context.Context) (int, error) {
+	entries, err := w.cfg.Ledger.ReadJournal(ctx, w.id, store.JournalQuery{})
+	if err != nil {
+		return 0, err
+	}
+	return len(entries), VerifyEntries(entries)
+}
+
+// Journal returns the wallet's journal entries matching q, oldest first.
+func (w *Wallet) Journal(ctx context.Context, q store.JournalQuery) ([]store.JournalEntry, error) {
+	return w.cfg.Ledger.ReadJournal(ctx, w.id, q)
+}
+
+// RecentPayments returns the last n journal entries about payments made (paid, failed, unknown,
+// refunded), oldest first.
+func (w *Wallet) RecentPayments(ctx context.Context, n int) ([]store.JournalEntry, error) {
+	return w.cfg.Ledger.ReadJournal(ctx, w.id, store.JournalQuery{
+		Kinds: []string{store.KindPaid, store.KindFailed, store.KindUnknown, store.KindRefunded}, Last: n})
+}
+
+// Journal export formats.
+const (
+	FormatJSONL = "jsonl"
+	FormatCSV   = "csv"
+)
+
+// ExportJournal writes the wallet's whole journal as JSON lines or CSV (with a header row).
+func (w *Wallet) ExportJournal(ctx context.Context, out io.Writer, format string) error {
+	entries, err := w.cfg.Ledger.ReadJournal(ctx, w.id, store.JournalQuery{})
+	if err != nil {
+		return err
+	}
+	return WriteJournal(out, entries, format)
+}
+
+// journalRecord is an entry as exported: every field, the hashes in hex.
+type journalRecord struct {
+	Seq               uint64 `json:"seq"`
+	Time              string `json:"time"`
+	Wallet            string `json:"wallet"`
+	Kind              string `json:"kind"`
+	Rule              string `json:"rule,omitempty"`
+	Detail            string `json:"detail,omitempty"`
+	Purpose           string `json:"purpose,omitempty"`
+	TaskID            string `json:"task_id,omitempty"`
+	UpstreamRequestID string `json:"upstream_request_id,omitempty"`
+	Delegation        string `json:"delegation,omitempty"`
+	Approval          string `json:"approval,omitempty"`
+	Spend             string `json:"spend,omitempty"`
+	Actor             string `json:"actor,omitempty"`
+	Payee             string `json:"payee,omitempty"`
+	Host              string `json:"host,omitempty"`
+	Route             string `json:"route,omitempty"`
+	Rail              string `json:"rail,omitempty"`
+	Network           string `json:"network,omitempty"`
+	Asset             string `json:"asset,omitempty"`
+	Amount            string `json:"amount,omitempty"`
+	Tx                string `json:"tx,omitempty"`
+	ResponseHash      string `json:"response_hash,omitempty"`
+	Prev              string `json:"prev"`
+	Hash              string `json:"hash"`
+}
+
+var journalColumns = []string{"seq", "time", "wallet", "kind", "rule", "detail", "purpose", "task_id",
+	"upstream_request_id", "delegation", "approval", "spend", "actor", "payee", "host", "route", "rail",
+	"network", "asset", "amount", "tx", "response_hash", "prev", "hash"}
+
+func recordOf(e store.JournalEntry) journalRecord {
+	r := journalRecord{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Wallet: e.Wallet, Kind: e.Kind,
+		Rule: e.Rule, Detail: e.Detail, Purpose: e.Purpose, TaskID: e.TaskID, UpstreamRequestID: e.UpstreamRequestID,
+		Delegation: e.Delegation, Approval: e.Approval, Spend: e.Spend, Actor: e.Actor, Host: e.Host, Route: e.Route,
+		Rail: e.Rail, Network: e.Network, Tx: e.Tx, ResponseHash: e.ResponseHash,
+		Prev: hex.EncodeToString(e.Prev[:]), Hash: hex.EncodeToString(e.Hash[:])}
+	if e.Payee != (zeroAddress) {
+		r.Payee = e.Payee.Hex()
+	}
+	if e.Asset != (zeroAddress) {
+		r.Asset = e.Asset.Hex()
+	}
+	if !e.Amount.IsZero() {
+		r.Amount = e.Amount.String()
+	}
+	return r
+}
+
+// WriteJournal writes entries as JSON lines (FormatJSONL) or CSV with a header row (FormatCSV).
+// Amounts are in atomic units.
+func WriteJournal(out io.Writer, entries []store.JournalEntry, format string) error {
+	switch format {
+	case FormatJSONL:
+		enc := json.NewEncoder(out)
+		for _, e := range entries {
+			if err := enc.Encode(recordOf(e)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case FormatCSV:
+		cw := csv.NewWriter(out)
+		cw.Write(journalColumns)
+		for _, e := range entries {
+			r := recordOf(e)
+			cw.Write([]string{strconv.FormatUint(r.Seq, 10), r.Time, r.Wallet, r.Kind, r.Rule, r.Detail, r.Purpose,
+				r.TaskID, r.UpstreamRequestID, r.Delegation, r.Approval, r.Spend, r.Actor, r.Payee, r.Host, r.Route,
+				r.Rail, r.Network, r.Asset, r.Amount, r.Tx, r.ResponseHash, r.Prev, r.Hash})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	return fmt.Errorf("wallet: unknown journal format %q (jsonl or csv)", format)
+}

@@ -1,0 +1,310 @@
+package wallet
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/store"
+)
+
+// MemoryLedger is a Ledger held in process memory: atomic across the goroutines of one
+// process, and lost when the process ends. It is the default of a wallet without a Ledger;
+// wallets of several processes, or whose budgets must survive a restart, use a *store.DB.
+type MemoryLedger struct {
+	mu          sync.Mutex
+	spends      []*memSpend
+	byID        map[string]*memSpend
+	approvals   map[string]*store.Approval
+	delegations map[string]*store.Delegation
+	journal     map[string][]store.JournalEntry
+}
+
+type memSpend struct {
+	r     store.SpendRequest
+	state string
+	tx    string
+}
+
+var _ Ledger = (*MemoryLedger)(nil)
+
+// NewMemoryLedger returns an empty MemoryLedger.
+func NewMemoryLedger() *MemoryLedger {
+	return &MemoryLedger{byID: map[string]*memSpend{}, approvals: map[string]*store.Approval{},
+		delegations: map[string]*store.Delegation{}, journal: map[string][]store.JournalEntry{}}
+}
+
+func memKey(wallet, id string) string { return wallet + "\x00" + id }
+
+func (m *MemoryLedger) spent(wallet, network string, asset common.Address, l store.SpendLimit, now time.Time) (evm.Amount, error) {
+	var sum evm.Amount
+	for _, s := range m.spends {
+		if s.r.Wallet != wallet || s.r.Network != network || s.r.Asset != asset || !slices.Contains(s.r.Scopes, l.Scope) ||
+			!store.SpendCounts(s.state, s.r.Now, s.r.Expires, l.Window, now) {
+			continue
+		}
+		var ok bool
+		if sum, ok = sum.Add(s.r.Amount); !ok {
+			return sum, fmt.Errorf("wallet: spend overflows uint256")
+		}
+	}
+	return sum, nil
+}
+
+// ReserveSpend implements Ledger.
+func (m *MemoryLedger) ReserveSpend(_ context.Context, r store.SpendRequest) ([]store.LimitUsage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.byID[memKey(r.Wallet, r.ID)]; ok {
+		return nil, fmt.Errorf("wallet: spend %s exists", r.ID)
+	}
+	for _, id := range r.Delegations {
+		d, ok := m.delegations[memKey(r.Wallet, id)]
+		if !ok {
+			return nil, fmt.Errorf("%w: delegation %s", store.ErrNotFound, id)
+		}
+		if err := d.Live(r.Now); err != nil {
+			return nil, err
+		}
+	}
+	if r.DupKey != ([32]byte{}) {
+		for _, s := range m.spends {
+			if s.r.Wallet == r.Wallet && s.r.DupKey == r.DupKey && store.SpendCounts(s.state, s.r.Now, s.r.Expires, r.DupWindow, r.Now) {
+				return nil, store.ErrDuplicate
+			}
+		}
+	}
+	var approval *store.Approval
+	if r.ApprovalID != "" {
+		a, ok := m.approvals[memKey(r.Wallet, r.ApprovalID)]
+		if !ok {
+			return nil, fmt.Errorf("%w: approval %s", store.ErrNotFound, r.ApprovalID)
+		}
+		if err := a.Admits(&r); err != nil {
+			return nil, err
+		}
+		approval = a
+	}
+	usage := make([]store.LimitUsage, 0, len(r.Limits))
+	for _, l := range r.Limits {
+		var used evm.Amount
+		if l.Scope != "" {
+			var err error
+			if used, err = m.spent(r.Wallet, r.Network, r.Asset, l, r.Now); err != nil {
+				return nil, err
+			}
+		}
+		after, ok := used.Add(r.Amount)
+		if !ok || after.Cmp(l.Max) > 0 {
+			return nil, &store.LimitError{Limit: l, Used: used}
+		}
+		usage = append(usage, store.LimitUsage{Limit: l, Used: after})
+	}
+	s := &memSpend{r: r, state: store.SpendReserved}
+	s.r.Scopes = slices.Clone(r.Scopes)
+	m.spends = append(m.spends, s)
+	m.byID[memKey(r.Wallet, r.ID)] = s
+	if approval != nil {
+		approval.State, approval.UsedBy = store.ApprovalUsed, r.ID
+	}
+	return usage, nil
+}
+
+// SettleSpend implements Ledger.
+func (m *MemoryLedger) SettleSpend(_ context.Context, wallet, id, tx string, e store.JournalEntry) (store.JournalEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.byID[memKey(wallet, id)]
+	if !ok {
+		return e, fmt.Errorf("%w: spend %s", store.ErrNotFound, id)
+	}
+	s.state, s.tx = store.SpendSettled, tx
+	return m.append(e), nil
+}
+
+// ReleaseSpend implements Ledger.
+func (m *MemoryLedger) ReleaseSpend(_ context.Context, wallet, id string, e store.JournalEntry) (store.JournalEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.byID[memKey(wallet, id)]
+	if !ok {
+		return e, fmt.Errorf("%w: spend %s", store.ErrNotFound, id)
+	}
+	if s.state == store.SpendReserved {
+		s.state = store.SpendReleased
+		if a, ok := m.approvals[memKey(wallet, s.r.ApprovalID)]; ok && a.UsedBy == id {
+			a.State, a.UsedBy = store.ApprovalApproved, ""
+		}
+	}
+	return m.append(e), nil
+}
+
+// Spent implements Ledger.
+func (m *MemoryLedger) Spent(_ context.Context, wallet, network string, asset common.Address, l store.SpendLimit, now time.Time) (evm.Amount, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.spent(wallet, network, asset, l, now)
+}
+
+// SpentAssets implements Ledger.
+func (m *MemoryLedger) SpentAssets(_ context.Context, wallet string, since time.Time) ([]store.AssetRef, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.AssetRef
+	for _, s := range m.spends {
+		ref := store.AssetRef{Network: s.r.Network, Asset: s.r.Asset}
+		if s.r.Wallet == wallet && s.r.Now.After(since) && !slices.Contains(out, ref) {
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+// KnownPayee implements Ledger.
+func (m *MemoryLedger) KnownPayee(_ context.Context, wallet string, payee common.Address) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.spends {
+		if s.r.Wallet == wallet && s.r.Payee == payee && s.state == store.SpendSettled {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// CreateApproval implements Ledger.
+func (m *MemoryLedger) CreateApproval(_ context.Context, a store.Approval, e store.JournalEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey(a.Wallet, a.ID)
+	if _, ok := m.approvals[k]; ok {
+		return fmt.Errorf("wallet: approval %s exists", a.ID)
+	}
+	m.approvals[k] = &a
+	m.append(e)
+	return nil
+}
+
+// DecideApproval implements Ledger.
+func (m *MemoryLedger) DecideApproval(_ context.Context, wallet, id string, approve bool, who, reason string, at time.Time, e store.JournalEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.approvals[memKey(wallet, id)]
+	if !ok {
+		return store.ErrNotFound
+	}
+	if a.State != store.ApprovalPending {
+		return store.ErrNotPending
+	}
+	a.State = store.ApprovalDenied
+	if approve {
+		a.State = store.ApprovalApproved
+	}
+	a.Decided, a.DecidedBy, a.Reason = at, who, reason
+	m.append(e)
+	return nil
+}
+
+// GetApproval implements Ledger.
+func (m *MemoryLedger) GetApproval(_ context.Context, wallet, id string) (store.Approval, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.approvals[memKey(wallet, id)]
+	if !ok {
+		return store.Approval{}, store.ErrNotFound
+	}
+	return *a, nil
+}
+
+// ListApprovals implements Ledger.
+func (m *MemoryLedger) ListApprovals(_ context.Context, wallet, state string) ([]store.Approval, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Approval
+	for _, a := range m.approvals {
+		if a.Wallet == wallet && (state == "" || a.State == state) {
+			out = append(out, *a)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Approval) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+// CreateDelegation implements Ledger.
+func (m *MemoryLedger) CreateDelegation(_ context.Context, d store.Delegation, e store.JournalEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey(d.Wallet, d.ID)
+	if _, ok := m.delegations[k]; ok {
+		return fmt.Errorf("wallet: delegation %s exists", d.ID)
+	}
+	m.delegations[k] = &d
+	m.append(e)
+	return nil
+}
+
+// RevokeDelegation implements Ledger.
+func (m *MemoryLedger) RevokeDelegation(_ context.Context, wallet, id string, at time.Time, e store.JournalEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.delegations[memKey(wallet, id)]
+	if !ok {
+		return store.ErrNotFound
+	}
+	if d.Revoked.IsZero() {
+		d.Revoked = at
+	}
+	m.append(e)
+	return nil
+}
+
+// GetDelegation implements Ledger.
+func (m *MemoryLedger) GetDelegation(_ context.Context, wallet, id string) (store.Delegation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.delegations[memKey(wallet, id)]
+	if !ok {
+		return store.Delegation{}, store.ErrNotFound
+	}
+	return *d, nil
+}
+
+// AppendJournal implements Ledger.
+func (m *MemoryLedger) AppendJournal(_ context.Context, e store.JournalEntry) (store.JournalEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.append(e), nil
+}
+
+func (m *MemoryLedger) append(e store.JournalEntry) store.JournalEntry {
+	j := m.journal[e.Wallet]
+	e.Seq = uint64(len(j)) + 1
+	e.Prev = [32]byte{}
+	if len(j) > 0 {
+		e.Prev = j[len(j)-1].Hash
+	}
+	e.Hash = e.ComputeHash()
+	m.journal[e.Wallet] = append(j, e)
+	return e
+}
+
+// ReadJournal implements Ledger.
+func (m *MemoryLedger) ReadJournal(_ context.Context, wallet string, q store.JournalQuery) ([]store.JournalEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.JournalEntry
+	for _, e := range m.journal[wallet] {
+		if e.Seq > q.AfterSeq && (len(q.Kinds) == 0 || slices.Contains(q.Kinds, e.Kind)) {
+			out = append(out, e)
+		}
+	}
+	if q.Last > 0 && len(out) > q.Last {
+		out = out[len(out)-q.Last:]
+	}
+	return out, nil
+}
