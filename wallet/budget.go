@@ -57,7 +57,7 @@ func (w *Wallet) BudgetStatusFor(ctx context.Context, asset evm.Asset) ([]Budget
 	network := networkOf(asset)
 	var out []Budget
 	for _, l := range limits {
-		used, err := w.cfg.Ledger.Spent(ctx, w.id, network, asset.Address, l, now)
+		used, err := w.cfg.Ledger.SpentIn(ctx, w.id, network, asset.Address, l, now)
 		if err != nil {
 			return nil, err
 		}

@@ -31,8 +31,8 @@ type Ledger interface {
 	// ReleaseSpend marks a reserved spend as definitely not paid, so it counts no more, gives its
 	// approval back (approved, unused) and appends e, atomically.
 	ReleaseSpend(ctx context.Context, wallet, id string, e store.JournalEntry) (store.JournalEntry, error)
-	// Spent returns what scope l.Scope holds in an asset under l's window at now.
-	Spent(ctx context.Context, wallet, network string, asset common.Address, l store.SpendLimit, now time.Time) (evm.Amount, error)
+	// SpentIn returns what scope l.Scope holds in an asset under l's window at now.
+	SpentIn(ctx context.Context, wallet, network string, asset common.Address, l store.SpendLimit, now time.Time) (evm.Amount, error)
 	// SpentAssets lists the (network, asset) pairs the wallet reserved since a moment.
 	SpentAssets(ctx context.Context, wallet string, since time.Time) ([]store.AssetRef, error)
 	// KnownPayee reports whether the wallet ever settled a payment to payee.

@@ -144,8 +144,8 @@ func (m *MemoryLedger) ReleaseSpend(_ context.Context, wallet, id string, e stor
 	return m.append(e), nil
 }
 
-// Spent implements Ledger.
-func (m *MemoryLedger) Spent(_ context.Context, wallet, network string, asset common.Address, l store.SpendLimit, now time.Time) (evm.Amount, error) {
+// SpentIn implements Ledger.
+func (m *MemoryLedger) SpentIn(_ context.Context, wallet, network string, asset common.Address, l store.SpendLimit, now time.Time) (evm.Amount, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.spent(wallet, network, asset, l, now)
