@@ -198,6 +198,9 @@ type Grant struct {
 	Expires time.Time
 	// Uses is the smallest uses caveat; 0 means the token has none and is limited by time only.
 	Uses uint64
+	// Latest is the latest expires caveat, the minter's or later: how long the token's use count
+	// must be remembered, whichever attenuation of it is presented.
+	Latest time.Time
 }
 
 // Verify checks token's signature under the seller's key and every caveat against req. Tokens
@@ -226,8 +229,12 @@ func (k Keys) Verify(token string, req Request) (*Grant, error) {
 		switch c.kind {
 		case kwExpires:
 			if !expiresSet || c.expires.Before(g.Expires) {
-				g.Expires, expiresSet = c.expires, true
+				g.Expires = c.expires
 			}
+			if !expiresSet || c.expires.After(g.Latest) {
+				g.Latest = c.expires
+			}
+			expiresSet = true
 		case kwUses:
 			if g.Uses == 0 || c.uses < g.Uses {
 				g.Uses = c.uses

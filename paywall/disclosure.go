@@ -95,3 +95,33 @@ type DiscoveryResource struct {
 func (p *Paywall) Discovery() http.Handler {
 	return http.HandlerFunc(p.serveDiscovery)
 }
+
+func (p *Paywall) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSONError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	doc := DiscoveryDocument{X402Version: x402.V2, Resources: []DiscoveryResource{}}
+	rail := &x402Rail{cfg: &p.cfg}
+	p.mu.RLock()
+	for _, rt := range p.routes {
+		res := DiscoveryResource{Method: rt.Method, Path: rt.Path, Description: rt.Description, MimeType: rt.MimeType,
+			InputSchema: rt.InputSchema, OutputSchema: rt.OutputSchema, Disclosure: rt.disclosure}
+		if rt.fixed.set && !rt.fixed.amount.IsZero() {
+			charge := &Charge{Asset: rt.fixed.asset, Amount: rt.fixed.amount, MaxTimeout: p.cfg.MaxTimeout, Extra: x402.Object{ExtraKey: rt.extra}}
+			res.Accepts = []x402.PaymentRequirements{rail.offered(charge)}
+		}
+		if rt.known.set {
+			res.KnownPrice = rt.known.amount.String()
+		}
+		if rt.Quote != nil {
+			doc.QuoteURL = QuotePath
+		}
+		doc.Resources = append(doc.Resources, res)
+	}
+	p.mu.RUnlock()
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeJSON(w, http.StatusOK, doc)
+}

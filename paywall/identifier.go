@@ -63,12 +63,16 @@ const paymentIdentifierSchema = `{"$schema":"https://json-schema.org/draft/2020-
 // routeExtensions returns the extensions a route declares in its 402: its own, plus the
 // payment-identifier declaration when the route has one.
 func routeExtensions(route Route) x402.Object {
-	if len(route.Extensions) == 0 && route.PaymentIdentifier == nil {
+	schemas := len(route.InputSchema) > 0 || len(route.OutputSchema) > 0
+	if len(route.Extensions) == 0 && route.PaymentIdentifier == nil && !schemas {
 		return nil
 	}
-	out := make(x402.Object, len(route.Extensions)+1)
+	out := make(x402.Object, len(route.Extensions)+2)
 	for k, v := range route.Extensions {
 		out[k] = v
+	}
+	if _, declared := out[ExtensionBazaar]; schemas && !declared {
+		out[ExtensionBazaar] = bazaarDeclaration(route)
 	}
 	if route.PaymentIdentifier != nil {
 		required := "false"
@@ -333,4 +337,111 @@ func (rr *responseRecorder) response() *recordedResponse {
 		return nil
 	}
 	return &recordedResponse{status: rr.status, header: rr.header, body: rr.body, truncated: rr.truncated}
+}
+
+// ExtensionBazaar is the key of the x402 bazaar (discovery) extension.
+const ExtensionBazaar = "bazaar"
+
+// bazaarDeclaration declares a route's input and output for the bazaar extension, the way the
+// reference server's declareDiscoveryExtension does: info describes the call, schema is the JSON
+// Schema of info, with the route's input schema as the query or body and its output schema as
+// the output's example.
+func bazaarDeclaration(route Route) json.RawMessage {
+	method := strings.ToUpper(route.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	in := bazaarInput{Type: "http", Method: method}
+	props := bazaarInputSchema{
+		Type:   bazaarConst{Type: "string", Const: "http"},
+		Method: bazaarEnum{Type: "string", Enum: []string{method}},
+	}
+	if len(route.InputSchema) > 0 {
+		switch method {
+		case http.MethodGet, http.MethodHead, http.MethodDelete:
+			in.QueryParams = &struct{}{}
+			props.QueryParams = route.InputSchema
+		default:
+			in.BodyType, in.Body = "json", &struct{}{}
+			props.BodyType = &bazaarEnum{Type: "string", Enum: []string{"json"}}
+			props.Body = route.InputSchema
+		}
+	}
+	decl := bazaarDecl{Info: bazaarInfo{Input: in}}
+	decl.Schema.Schema, decl.Schema.Type, decl.Schema.Required = "https://json-schema.org/draft/2020-12/schema", "object", []string{"input"}
+	decl.Schema.Properties.Input = bazaarObject[bazaarInputSchema]{Type: "object", Properties: props, Required: []string{"type", "method"}}
+	if len(route.OutputSchema) > 0 {
+		mime := route.MimeType
+		if mime == "" {
+			mime = "application/json"
+		}
+		decl.Info.Output = &bazaarOutput{Type: mime}
+		decl.Schema.Properties.Output = &bazaarObject[bazaarOutputSchema]{Type: "object",
+			Properties: bazaarOutputSchema{Type: bazaarType{Type: "string"}, Example: route.OutputSchema}}
+	}
+	raw, _ := json.Marshal(decl) // plain structs and valid raw JSON always marshal
+	return raw
+}
+
+type bazaarDecl struct {
+	Info   bazaarInfo `json:"info"`
+	Schema struct {
+		Schema     string `json:"$schema"`
+		Type       string `json:"type"`
+		Properties struct {
+			Input  bazaarObject[bazaarInputSchema]   `json:"input"`
+			Output *bazaarObject[bazaarOutputSchema] `json:"output,omitempty"`
+		} `json:"properties"`
+		Required []string `json:"required"`
+	} `json:"schema"`
+}
+
+type bazaarInfo struct {
+	Input  bazaarInput   `json:"input"`
+	Output *bazaarOutput `json:"output,omitempty"`
+}
+
+type bazaarInput struct {
+	Type        string    `json:"type"`
+	Method      string    `json:"method"`
+	BodyType    string    `json:"bodyType,omitempty"`
+	Body        *struct{} `json:"body,omitempty"`
+	QueryParams *struct{} `json:"queryParams,omitempty"`
+}
+
+type bazaarOutput struct {
+	Type string `json:"type"`
+}
+
+type bazaarObject[P any] struct {
+	Type       string   `json:"type"`
+	Properties P        `json:"properties"`
+	Required   []string `json:"required,omitempty"`
+}
+
+type bazaarInputSchema struct {
+	Type        bazaarConst     `json:"type"`
+	Method      bazaarEnum      `json:"method"`
+	BodyType    *bazaarEnum     `json:"bodyType,omitempty"`
+	Body        json.RawMessage `json:"body,omitempty"`
+	QueryParams json.RawMessage `json:"queryParams,omitempty"`
+}
+
+type bazaarOutputSchema struct {
+	Type    bazaarType      `json:"type"`
+	Example json.RawMessage `json:"example,omitempty"`
+}
+
+type bazaarType struct {
+	Type string `json:"type"`
+}
+
+type bazaarConst struct {
+	Type  string `json:"type"`
+	Const string `json:"const"`
+}
+
+type bazaarEnum struct {
+	Type string   `json:"type"`
+	Enum []string `json:"enum"`
 }

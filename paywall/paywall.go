@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/quidpay/quid/capability"
 	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/store"
 	"github.com/quidpay/quid/x402"
@@ -179,6 +181,11 @@ type Paywall struct {
 	cfg   Config
 	rails []Rail
 	log   *slog.Logger
+	keys  capability.Keys
+	rate  *rateLimiter
+
+	mu     sync.RWMutex
+	routes []*route // routes with a Path, for discovery and quotes
 }
 
 // New returns a Paywall accepting x402 exact payments on cfg.ChainID.
@@ -198,14 +205,20 @@ func New(cfg Config) (*Paywall, error) {
 	if cfg.MaxTimeout <= 0 {
 		cfg.MaxTimeout = 60 * time.Second
 	}
+	if len(cfg.Secret) > 0 && len(cfg.Secret) < minSecret {
+		return nil, fmt.Errorf("paywall: Secret must be at least %d bytes", minSecret)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	p := &Paywall{cfg: cfg, log: log}
+	p := &Paywall{cfg: cfg, log: log, keys: capability.Keys{Secret: cfg.Secret}, rate: newRateLimiter(cfg.Now)}
 	p.rails = []Rail{&x402Rail{cfg: &p.cfg}}
 	return p, nil
 }
+
+// minSecret is the shortest Config.Secret accepted.
+const minSecret = 32
 
 // Middleware returns middleware that charges route's price for every request it wraps.
 func Middleware(cfg Config, route Route) (func(http.Handler) http.Handler, error) {
@@ -216,41 +229,79 @@ func Middleware(cfg Config, route Route) (func(http.Handler) http.Handler, error
 	return p.Charge(route)
 }
 
-// Charge returns middleware that charges route's price. The price is read once, here.
+// Charge returns middleware that charges route's price. Fixed prices are read once, here; a
+// route with a Path is registered for Discovery and QuoteHandler.
 func (p *Paywall) Charge(route Route) (func(http.Handler) http.Handler, error) {
-	asset, amount, err := p.cfg.Assets.ParsePrice(p.cfg.ChainID, route.Price)
+	rt, err := p.compile(route)
 	if err != nil {
-		return nil, fmt.Errorf("paywall: route price: %w", err)
+		return nil, err
 	}
-	if amount.IsZero() {
-		return nil, errors.New("paywall: route price is zero; leave free routes unwrapped")
+	if rt.Path != "" {
+		p.mu.Lock()
+		p.routes = append(p.routes, rt)
+		p.mu.Unlock()
 	}
-	if _, ok := p.cfg.Facilitator.(Deferrer); route.Settle == SettleDeferred && !ok {
-		return nil, errors.New("paywall: a SettleDeferred route needs a facilitator that can defer (an in-process facilitator with a batch settler)")
-	}
-	extensions, ids := routeExtensions(route), newIdentifiers(route.PaymentIdentifier, p.cfg.Now)
 	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			charge := &Charge{
-				Asset:      asset,
-				Amount:     amount,
-				Resource:   x402.ResourceInfo{URL: resourceURL(r), Description: route.Description, MimeType: route.MimeType},
-				MaxTimeout: p.cfg.MaxTimeout,
-				Extensions: extensions,
-			}
-			ids.serve(w, r, func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, next, route.Settle, charge) })
-		})
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.handle(w, r, rt, next) })
 	}, nil
 }
 
-func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handler, mode SettleMode, charge *Charge) {
-	ctx := r.Context()
+// handle is one request on a charged route: a capability token or a quote if it carries one,
+// else the route's price for this request and buyer.
+func (p *Paywall) handle(w http.ResponseWriter, r *http.Request, rt *route, next http.Handler) {
 	exposeHeaders(w.Header())
 	if answerCORS(w, r) {
 		return
 	}
-	pay, err := p.payment(r, charge)
+	var cause error // why a credential other than a payment was refused
+	if token := capabilityToken(r); token != "" {
+		served, err := p.serveCapability(w, r, rt, next, token)
+		if served {
+			return
+		}
+		cause = err
+	}
+	var quote *sealedQuote
+	if h := r.Header.Get(HeaderQuote); h != "" {
+		q, err := p.openQuote(h, rt, r)
+		if err != nil {
+			cause = err
+		} else {
+			quote = q
+		}
+	}
+	charge, err := p.price(r, rt, quote)
 	if err != nil {
+		p.log.Error("pricing a request", "route", rt.pattern, "err", err)
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSONReason(w, http.StatusServiceUnavailable, ReasonPricingUnavailable, "the price of this request could not be decided")
+		return
+	}
+	if charge == nil { // free
+		next.ServeHTTP(w, r)
+		return
+	}
+	if quote == nil && cause != nil && r.Header.Get(HeaderQuote) != "" {
+		// A bad quote is refused even with a payment: the buyer meant to pay that quote.
+		p.recordRefusal(r, rt, common.Address{}, cause, http.StatusPaymentRequired)
+		p.refuse(w, r, charge, cause)
+		return
+	}
+	rt.ids.serve(w, r, func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, next, rt, charge, cause) })
+}
+
+func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handler, rt *route, charge *Charge, cause error) {
+	ctx := r.Context()
+	mode := rt.Settle
+	pay, err := p.payment(r, charge)
+	if errors.Is(err, ErrNoCredential) && cause != nil {
+		err = cause
+	}
+	if err != nil {
+		if !errors.Is(err, ErrNoCredential) {
+			p.recordRefusal(r, rt, common.Address{}, err, http.StatusPaymentRequired)
+		}
 		p.refuse(w, r, charge, err)
 		return
 	}
@@ -258,9 +309,25 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		p.refuse(w, r, charge, fmt.Errorf("%w: claim store: %v", ErrUnavailable, err))
 		return
 	} else if resuming {
-		p.resume(w, r, next, charge, pay)
+		p.resume(w, r, next, rt, charge, pay)
 		return
 	}
+	payer := payerAddress(pay)
+	// Access policy, once the payer is known and before anything is verified or settled: a
+	// refused payer's payment is never settled.
+	refund, err := p.admit(r, rt, payer, charge)
+	if err != nil {
+		p.forbid(w, r, rt, payer, err)
+		return
+	}
+	// keep is set once value moved or may have moved; until then the admitted spend is given
+	// back when the request ends.
+	keep := false
+	defer func() {
+		if !keep {
+			refund()
+		}
+	}()
 	if d, ok := pay.(deferrable); ok && mode == SettleDeferred {
 		queued, err := d.Defer(ctx)
 		if err != nil {
@@ -268,10 +335,11 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 			return
 		}
 		if queued {
-			p.serveDeferred(w, r, next, charge, pay, d)
+			keep = p.serveDeferred(w, r, next, rt, charge, pay, d)
 			return
 		}
 		// Past the payer's credit: settle before serving, as SettleAfter does.
+		mode = SettleAfter
 	}
 	if err := pay.Verify(ctx); err != nil {
 		p.refuse(w, r, charge, err)
@@ -284,17 +352,50 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	if !claimed {
 		p.log.Warn("payment replayed", "payer", pay.Payer(), "url", charge.Resource.URL)
+		p.recordRefusal(r, rt, payer, ErrReplayed, http.StatusPaymentRequired)
 		p.refuse(w, r, charge, ErrReplayed)
 		return
 	}
 
-	if mode == SettleBefore {
-		receipt, ok := p.settle(w, r, charge, pay)
+	switch mode {
+	case SettleBefore:
+		receipt, settled, ok := p.settle(w, r, charge, pay)
+		keep = settled
 		if !ok {
 			return
 		}
 		paidHeaders(w.Header(), receipt)
-		next.ServeHTTP(w, r)
+		p.issue(w.Header(), r, rt, payer)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status >= 400 {
+			// Paid but not served. quid does not refund on chain: the payment is recorded as
+			// unserved for the seller to settle with the payer.
+			p.log.Warn("handler failed after its payment was settled; recorded as unserved, not refunded",
+				"payer", pay.Payer(), "url", charge.Resource.URL, "status", sw.status, "tx", receipt.Transaction)
+		}
+		p.record(r, rt, charge, pay, receipt, sw.code())
+		return
+	case SettleOnCommit:
+		cw := &commitWriter{w: w, header: http.Header{}}
+		cw.commit = func(status int) bool {
+			if status >= 400 {
+				// The handler refused before anything was settled: nothing is charged.
+				p.release(ctx, pay)
+				return true
+			}
+			receipt, settled, ok := p.settle(w, r, charge, pay)
+			keep = settled
+			if !ok {
+				return false
+			}
+			paidHeaders(cw.header, receipt)
+			p.issue(cw.header, r, rt, payer)
+			p.record(r, rt, charge, pay, receipt, status)
+			return true
+		}
+		next.ServeHTTP(cw, r)
+		cw.finish()
 		return
 	}
 
@@ -302,33 +403,42 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	next.ServeHTTP(buf, r)
 	if buf.status >= 400 {
 		// The handler refused; nothing is charged and the authorization may be used again.
-		if err := p.cfg.Claims.Release(ctx, pay.Key()); err != nil {
-			p.log.Warn("releasing claim", "err", err)
-		}
+		p.release(ctx, pay)
 		buf.writeTo(w)
 		return
 	}
-	receipt, ok := p.settle(w, r, charge, pay)
+	receipt, settled, ok := p.settle(w, r, charge, pay)
+	keep = settled
 	if !ok {
 		return
 	}
 	paidHeaders(buf.header, receipt)
+	p.issue(buf.header, r, rt, payer)
+	p.record(r, rt, charge, pay, receipt, buf.code())
 	buf.writeTo(w)
 }
 
+// release frees the claim of a payment that moved no value.
+func (p *Paywall) release(ctx context.Context, pay Payment) {
+	if err := p.cfg.Claims.Release(context.WithoutCancel(ctx), pay.Key()); err != nil {
+		p.log.Warn("releasing claim", "err", err)
+	}
+}
+
 // serveDeferred serves a payment queued for batch settlement. The claim makes it single-use
-// here as everywhere; a handler that fails withdraws it, so nothing is charged for it.
-func (p *Paywall) serveDeferred(w http.ResponseWriter, r *http.Request, next http.Handler, charge *Charge, pay Payment, d deferrable) {
+// here as everywhere; a handler that fails withdraws it, so nothing is charged for it. It
+// reports whether the payment stays queued (to be paid).
+func (p *Paywall) serveDeferred(w http.ResponseWriter, r *http.Request, next http.Handler, rt *route, charge *Charge, pay Payment, d deferrable) bool {
 	ctx := r.Context()
 	claimed, err := p.cfg.Claims.Claim(ctx, pay.Key(), pay.Expires())
 	if err != nil || !claimed {
 		d.Cancel(context.WithoutCancel(ctx))
 		if err != nil {
 			p.refuse(w, r, charge, fmt.Errorf("%w: claim store: %v", ErrUnavailable, err))
-			return
+			return false
 		}
 		p.refuse(w, r, charge, ErrReplayed)
-		return
+		return false
 	}
 	buf := newBufferedWriter()
 	next.ServeHTTP(buf, r)
@@ -338,16 +448,18 @@ func (p *Paywall) serveDeferred(w http.ResponseWriter, r *http.Request, next htt
 		}
 		p.cfg.Claims.Release(ctx, pay.Key())
 		buf.writeTo(w)
-		return
+		return false
 	}
 	if err := d.Release(context.WithoutCancel(ctx)); err != nil {
 		// It stays held for a minute, then joins a batch anyway.
 		p.log.Warn("releasing a deferred payment", "payer", pay.Payer(), "err", err)
 	}
 	p.log.Info("served on credit", "payer", pay.Payer(), "url", charge.Resource.URL, "amount", charge.Asset.Format(charge.Amount))
+	p.record(r, rt, charge, pay, &Receipt{}, buf.code())
 	buf.header.Set("Cache-Control", "private")
 	buf.header.Add("Vary", "PAYMENT-SIGNATURE, X-PAYMENT")
 	buf.writeTo(w)
+	return true
 }
 
 // resume finishes a payment whose settlement was sent on an earlier request but whose outcome
@@ -355,35 +467,37 @@ func (p *Paywall) serveDeferred(w http.ResponseWriter, r *http.Request, next htt
 // facilitator look the transaction up rather than send another, and the facilitator reports a
 // success to one request only. Once paid, the handler runs and its response is served: the
 // first request's response was withheld.
-func (p *Paywall) resume(w http.ResponseWriter, r *http.Request, next http.Handler, charge *Charge, pay Payment) {
-	receipt, ok := p.settleAs(w, r, charge, pay, true)
+func (p *Paywall) resume(w http.ResponseWriter, r *http.Request, next http.Handler, rt *route, charge *Charge, pay Payment) {
+	receipt, _, ok := p.settleAs(w, r, charge, pay, true)
 	if !ok {
 		return
 	}
 	buf := newBufferedWriter()
 	next.ServeHTTP(buf, r)
 	paidHeaders(buf.header, receipt)
+	p.issue(buf.header, r, rt, payerAddress(pay))
+	p.record(r, rt, charge, pay, receipt, buf.code())
 	buf.writeTo(w)
 }
 
 // settle settles pay and, when it did not succeed, answers the request itself. A settlement
 // whose outcome is unknown is remembered, so that the payer presenting the same payment again
-// resumes it instead of being refused as a replay.
-func (p *Paywall) settle(w http.ResponseWriter, r *http.Request, charge *Charge, pay Payment) (*Receipt, bool) {
+// resumes it instead of being refused as a replay. moved reports that value moved or may have.
+func (p *Paywall) settle(w http.ResponseWriter, r *http.Request, charge *Charge, pay Payment) (receipt *Receipt, moved, ok bool) {
 	return p.settleAs(w, r, charge, pay, false)
 }
 
 // settleAs is settle; resuming says the request took the payment's pending mark (no other
 // request can hold it, and this paywall never served the payment), so a settlement that
 // already happened, whose success went unheard, pays for it.
-func (p *Paywall) settleAs(w http.ResponseWriter, r *http.Request, charge *Charge, pay Payment, resuming bool) (*Receipt, bool) {
+func (p *Paywall) settleAs(w http.ResponseWriter, r *http.Request, charge *Charge, pay Payment, resuming bool) (*Receipt, bool, bool) {
 	receipt, err := pay.Settle(r.Context())
 	if err != nil {
 		// Outcome unknown: the claim stays, so the payment cannot buy a second response.
 		p.setPending(r.Context(), pay, true)
 		p.log.Error("settlement outcome unknown", "payer", pay.Payer(), "err", err)
 		p.refuse(w, r, charge, fmt.Errorf("%w: %v", ErrUnavailable, err))
-		return nil, false
+		return nil, true, false
 	}
 	if resuming && receipt.AlreadySettled {
 		receipt.Settled = true
@@ -394,11 +508,11 @@ func (p *Paywall) settleAs(w http.ResponseWriter, r *http.Request, charge *Charg
 		copyHeader(w.Header(), receipt.Header)
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSONError(w, http.StatusPaymentRequired, receipt.Reason)
-		return nil, false
+		return nil, receipt.Pending, false
 	}
 	p.setPending(r.Context(), pay, false)
 	p.log.Info("paid", "payer", pay.Payer(), "url", charge.Resource.URL, "amount", charge.Asset.Format(charge.Amount), "tx", receipt.Transaction)
-	return receipt, true
+	return receipt, true, true
 }
 
 func (p *Paywall) payment(r *http.Request, charge *Charge) (Payment, error) {

@@ -2,9 +2,21 @@ package paywall
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/x402"
 )
 
@@ -76,4 +88,228 @@ type Quote struct {
 // 400, each with a JSON {"error", "reason"} body.
 func (p *Paywall) QuoteHandler() http.Handler {
 	return http.HandlerFunc(p.serveQuote)
+}
+
+// maxQuoteHeader and maxQuoteBody bound what the quote endpoint and the Quid-Quote header read.
+const (
+	maxQuoteHeader = 2048
+	maxQuoteBody   = 64 << 10
+)
+
+// quoteClaims are a quote's sealed content.
+type quoteClaims struct {
+	V       int    `json:"v"`
+	ID      string `json:"id"`
+	Route   string `json:"r"`
+	Method  string `json:"m"`
+	Path    string `json:"p"`
+	Amount  string `json:"a"`
+	Asset   string `json:"t"`
+	Expires int64  `json:"x"`
+	Task    string `json:"h,omitempty"` // sha256 of the task, hex
+}
+
+// sealedQuote is a quote that checked out.
+type sealedQuote struct {
+	id      string // the sealed form, as presented
+	amount  evm.Amount
+	asset   common.Address
+	expires time.Time
+	nonce   [32]byte
+}
+
+func (p *Paywall) quoteKey(purpose string) []byte {
+	m := hmac.New(sha256.New, p.cfg.Secret)
+	m.Write([]byte("quid quote " + purpose))
+	return m.Sum(nil)
+}
+
+// quoteNonce is the EIP-3009 nonce a quote's payment must carry: an HMAC binding the quote id to
+// the request (method, path), the price (amount, asset), the payee and the chain.
+func (p *Paywall) quoteNonce(c *quoteClaims) [32]byte {
+	m := hmac.New(sha256.New, p.quoteKey("nonce"))
+	for _, part := range []string{"v1", c.ID, c.Method, c.Path, c.Amount, c.Asset, p.cfg.PayTo.Hex(),
+		strconv.FormatUint(p.cfg.ChainID, 10), strconv.FormatInt(c.Expires, 10)} {
+		m.Write([]byte(part))
+		m.Write([]byte{0})
+	}
+	var n [32]byte
+	copy(n[:], m.Sum(nil))
+	return n
+}
+
+func (p *Paywall) seal(c *quoteClaims) (string, error) {
+	body, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, p.quoteKey("seal"))
+	m.Write(body)
+	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+}
+
+// openQuote checks a presented quote: its seal, that it was made for this route and request,
+// and that it has not expired.
+func (p *Paywall) openQuote(h string, rt *route, r *http.Request) (*sealedQuote, error) {
+	invalid := func(msg string) error { return &x402.Error{Reason: ReasonQuoteInvalid, Message: msg} }
+	if len(p.cfg.Secret) == 0 {
+		return nil, invalid("this seller makes no quotes")
+	}
+	h = strings.TrimSpace(h)
+	if len(h) > maxQuoteHeader {
+		return nil, invalid("quote too long")
+	}
+	b64body, b64mac, ok := strings.Cut(h, ".")
+	if !ok {
+		return nil, invalid("not a quote")
+	}
+	body, err1 := base64.RawURLEncoding.DecodeString(b64body)
+	mac, err2 := base64.RawURLEncoding.DecodeString(b64mac)
+	if err1 != nil || err2 != nil {
+		return nil, invalid("not a quote")
+	}
+	m := hmac.New(sha256.New, p.quoteKey("seal"))
+	m.Write(body)
+	if !hmac.Equal(mac, m.Sum(nil)) {
+		return nil, invalid("the quote's seal does not check out")
+	}
+	var c quoteClaims
+	if err := json.Unmarshal(body, &c); err != nil || c.V != 1 {
+		return nil, invalid("unknown quote format")
+	}
+	if rt.Quote == nil || c.Route != rt.pattern || c.Method != r.Method || c.Path != cleanPath(r) {
+		return nil, &x402.Error{Reason: ReasonQuoteMismatch, Message: "the quote is for " + c.Method + " " + c.Path}
+	}
+	expires := time.Unix(c.Expires, 0)
+	if !p.cfg.Now().Before(expires) {
+		return nil, &x402.Error{Reason: ReasonQuoteExpired, Message: "the quote expired at " + expires.UTC().Format(time.RFC3339)}
+	}
+	amount, err := evm.ParseAmount(c.Amount)
+	if err != nil {
+		return nil, invalid("bad quoted amount")
+	}
+	asset, err := evm.ParseAddress(c.Asset)
+	if err != nil {
+		return nil, invalid("bad quoted asset")
+	}
+	return &sealedQuote{id: h, amount: amount, asset: asset, expires: expires, nonce: p.quoteNonce(&c)}, nil
+}
+
+func hexNonce(n [32]byte) string { return "0x" + hex.EncodeToString(n[:]) }
+
+func (p *Paywall) serveQuote(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONReason(w, http.StatusMethodNotAllowed, ReasonQuoteInvalid, "ask for a quote with POST")
+		return
+	}
+	var q QuoteRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxQuoteBody))
+	if err := dec.Decode(&q); err != nil {
+		writeJSONReason(w, http.StatusBadRequest, ReasonQuoteInvalid, "the body must be a JSON quote request")
+		return
+	}
+	q.Method = strings.ToUpper(strings.TrimSpace(q.Method))
+	u, err := url.Parse(q.Path)
+	if q.Method == "" || err != nil || !strings.HasPrefix(u.Path, "/") || u.Host != "" {
+		writeJSONReason(w, http.StatusBadRequest, ReasonQuoteInvalid, "method and an absolute path are required")
+		return
+	}
+	if q.Payer != "" {
+		if _, err := evm.ParseAddress(q.Payer); err != nil {
+			writeJSONReason(w, http.StatusBadRequest, ReasonQuoteInvalid, "payer is not an address")
+			return
+		}
+	}
+	// The request the buyer will send, as the route will see it.
+	target, err := http.NewRequestWithContext(r.Context(), q.Method, u.RequestURI(), nil)
+	if err != nil {
+		writeJSONReason(w, http.StatusBadRequest, ReasonQuoteInvalid, "method and an absolute path are required")
+		return
+	}
+	target.Host, target.TLS = r.Host, r.TLS
+	if q.Payer != "" {
+		target.Header.Set(HeaderPayer, q.Payer)
+	}
+	path := cleanPath(target)
+	rt := p.quotable(q.Method, path)
+	if rt == nil {
+		writeJSONReason(w, http.StatusNotFound, ReasonQuoteMismatch, "no route offering quotes at "+q.Method+" "+path)
+		return
+	}
+	var charge *Charge
+	if rt.Quote.Quoter != nil {
+		var s string
+		if s, err = rt.Quote.Quoter.Quote(r.Context(), q); err == nil {
+			var pr priced
+			if pr, err = p.parsePrice(s); err == nil && !pr.amount.IsZero() {
+				charge = &Charge{Asset: pr.asset, Amount: pr.amount}
+			}
+		}
+	} else {
+		charge, err = p.price(target, rt, nil)
+	}
+	if err != nil {
+		p.log.Error("quoting", "route", rt.pattern, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeJSONReason(w, http.StatusServiceUnavailable, ReasonPricingUnavailable, "no price could be quoted")
+		return
+	}
+	ttl := rt.Quote.TTL
+	if ttl <= 0 {
+		ttl = DefaultQuoteTTL
+	}
+	expires := p.cfg.Now().Add(ttl)
+	out := Quote{Method: q.Method, Path: path, Price: "0", Network: x402.EIP155(p.cfg.ChainID), PayTo: p.cfg.PayTo.Hex(), ExpiresAt: expires.Unix()}
+	if charge == nil {
+		// Free: nothing to pay, nothing to bind.
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	c := &quoteClaims{V: 1, ID: hex.EncodeToString(id), Route: rt.pattern, Method: q.Method, Path: path,
+		Amount: charge.Amount.String(), Asset: charge.Asset.Address.Hex(), Expires: expires.Unix()}
+	if q.Task != "" {
+		sum := sha256.Sum256([]byte(q.Task))
+		c.Task = hex.EncodeToString(sum[:])
+	}
+	if out.ID, err = p.seal(c); err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "cannot seal the quote")
+		return
+	}
+	sealed := &sealedQuote{id: out.ID, amount: charge.Amount, asset: charge.Asset.Address, expires: time.Unix(c.Expires, 0), nonce: p.quoteNonce(c)}
+	paid, err := p.price(target, rt, sealed)
+	if err != nil || paid == nil {
+		writeJSONReason(w, http.StatusServiceUnavailable, ReasonPricingUnavailable, "no price could be quoted")
+		return
+	}
+	out.Price, out.Asset, out.Nonce = c.Amount, c.Asset, hexNonce(sealed.nonce)
+	out.Accepts = []x402.PaymentRequirements{(&x402Rail{cfg: &p.cfg}).offered(paid)}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// quotable finds the route offering quotes for method and path.
+func (p *Paywall) quotable(method, path string) *route {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, rt := range p.routes {
+		if rt.Quote != nil && rt.matches(method, path) {
+			return rt
+		}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := x402.Marshal(v)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "cannot encode the answer")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
 }

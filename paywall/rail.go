@@ -77,6 +77,12 @@ type Charge struct {
 	MaxTimeout time.Duration
 	// Extensions are the route's x402 extension declarations.
 	Extensions x402.Object
+	// Extra holds members added to each requirement's extra: the route's disclosure.
+	Extra x402.Object
+	// Nonce, when set, is the EIP-3009 nonce the payment must carry: a quote's.
+	Nonce *[32]byte
+	// Route names the route in records ("GET /path").
+	Route string
 }
 
 // Errors the paywall and its rails report.

@@ -2,6 +2,7 @@ package paywall
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,7 +22,8 @@ type x402Rail struct {
 var _ Rail = (*x402Rail)(nil)
 
 // requirements rebuilds the route's terms. They are deterministic, so the buyer's retry matches
-// the 402 it was answered with.
+// the 402 it was answered with. They hold what the payment binds; the disclosure (charge.Extra)
+// is added only to what is offered, so a buyer that leaves it out of its echo still matches.
 func (x *x402Rail) requirements(charge *Charge) x402.PaymentRequirements {
 	extra := x402.Object{}
 	extra.SetString("name", charge.Asset.Name)
@@ -37,9 +39,20 @@ func (x *x402Rail) requirements(charge *Charge) x402.PaymentRequirements {
 	}
 }
 
+// offered is requirements with the route's disclosure in extra, as the 402 offers them.
+func (x *x402Rail) offered(charge *Charge) x402.PaymentRequirements {
+	req := x.requirements(charge)
+	for k, v := range charge.Extra {
+		if _, core := req.Extra[k]; !core {
+			req.Extra[k] = v
+		}
+	}
+	return req
+}
+
 // Offer implements Rail: the PAYMENT-REQUIRED header, mirrored in the body.
 func (x *x402Rail) Offer(r *http.Request, charge *Charge, cause error, ch *Challenge) error {
-	req := x.requirements(charge)
+	req := x.offered(charge)
 	pr := x402.PaymentRequired{
 		X402Version: x402.V2,
 		Error:       string(reasonFor(cause)),
@@ -113,6 +126,9 @@ func (x *x402Rail) Payment(r *http.Request, charge *Charge) (Payment, error) {
 	auth, err := evm.ParseAuthorization(ex.Authorization)
 	if err != nil {
 		return nil, &x402.Error{Reason: x402.ReasonExactPayload, Message: err.Error()}
+	}
+	if charge.Nonce != nil && !hmac.Equal(auth.Nonce[:], charge.Nonce[:]) {
+		return nil, &x402.Error{Reason: ReasonQuoteMismatch, Message: "the authorization's nonce is not the quote's"}
 	}
 	return &x402Payment{
 		rail:    x,
