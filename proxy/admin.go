@@ -4,9 +4,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -24,7 +23,8 @@ import (
 //	POST /payers/{addr}/block    refuse the payer's payments with 403 from now on
 //	POST /payers/{addr}/unblock  accept them again
 //
-// Figures are kept in memory since the proxy started; the chain is the record of payments.
+// Figures come from the store, shared by every proxy using it. POST /payers/{addr}/block takes
+// an optional ?reason=.
 
 func (p *Proxy) adminHandler(token string) http.Handler {
 	mux := http.NewServeMux()
@@ -60,7 +60,11 @@ type AdminRoute struct {
 	Price       string   `json:"price,omitempty"`
 	Asset       string   `json:"asset,omitempty"`
 	Amount      string   `json:"amount,omitempty"`
+	KnownPrice  string   `json:"knownPrice,omitempty"`
+	PricingHook bool     `json:"pricingHook,omitempty"`
 	Settle      string   `json:"settle,omitempty"`
+	Quotes      bool     `json:"quotes,omitempty"`
+	Capability  bool     `json:"capability,omitempty"`
 	Upstream    string   `json:"upstream"`
 	Headers     []string `json:"headers,omitempty"`
 	Description string   `json:"description,omitempty"`
@@ -70,10 +74,7 @@ func (p *Proxy) adminRoutes(w http.ResponseWriter, r *http.Request) {
 	in := p.cur.Load()
 	out := make([]AdminRoute, 0, len(in.routes))
 	for _, rt := range in.routes {
-		a := AdminRoute{Name: rt.Name, Line: rt.Line, Host: rt.Host, Methods: rt.Methods, Path: rt.Path, Free: rt.Free, Description: rt.Description}
-		if rt.Prefix {
-			a.Path += "*"
-		}
+		a := AdminRoute{Name: rt.Name, Line: rt.Line, Host: rt.Host, Methods: rt.Methods, Path: rt.Pattern(), Free: rt.Free, Description: rt.Description}
 		up := rt.Upstream
 		if up == nil {
 			up = in.cfg.Upstream
@@ -83,28 +84,148 @@ func (p *Proxy) adminRoutes(w http.ResponseWriter, r *http.Request) {
 			a.Headers = append(a.Headers, h.Name)
 		}
 		if !rt.Free {
-			a.Price, a.Asset, a.Amount, a.Settle = rt.Price, rt.Asset.Address.Hex(), rt.Amount.String(), settleName(rt)
+			a.Price, a.KnownPrice, a.Settle = rt.Price, rt.KnownPrice, rt.Settle.String()
+			a.PricingHook, a.Quotes, a.Capability = rt.PricingHook != "", rt.Quotes, rt.Capability != nil
+			if rt.Price != "" {
+				a.Asset, a.Amount = rt.Asset.Address.Hex(), rt.Amount.String()
+			}
 		}
 		out = append(out, a)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func settleName(rt *route) string {
-	return [...]string{"after", "before", "deferred"}[rt.Settle]
+// limitParam reads ?limit=, 1..1000; default 100.
+func limitParam(r *http.Request) (int, bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 100, true
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 1 && n <= 1000
+}
+
+// AdminPayer is a payer as GET /payers shows it.
+type AdminPayer struct {
+	Payer       string        `json:"payer"`
+	Requests    int64         `json:"requests"`
+	Payments    int64         `json:"payments"`
+	Paid        []AdminAmount `json:"paid"`
+	LastSeen    time.Time     `json:"lastSeen"`
+	Blocked     bool          `json:"blocked"`
+	BlockReason string        `json:"blockReason,omitempty"`
+}
+
+// AdminAmount is a sum of one asset, in atomic units and, for assets the file knows, decimal.
+type AdminAmount struct {
+	Asset   string `json:"asset"`
+	Atomic  string `json:"atomic"`
+	Decimal string `json:"decimal,omitempty"`
+	Symbol  string `json:"symbol,omitempty"`
+}
+
+func (p *Proxy) amount(asset common.Address, v evm.Amount) AdminAmount {
+	a := AdminAmount{Asset: asset.Hex(), Atomic: v.String()}
+	cfg := p.cur.Load().cfg
+	if known, ok := cfg.Assets.Lookup(cfg.ChainID, asset); ok {
+		a.Decimal, a.Symbol = v.Decimal(known.Decimals), known.Symbol
+	}
+	return a
 }
 
 func (p *Proxy) adminPayers(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, p.stats.payers(p.block))
+	limit, ok := limitParam(r)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "limit is 1..1000")
+		return
+	}
+	recs, err := p.opts.Store.Payers(r.Context(), limit)
+	if err != nil {
+		p.storeFailed(w, err)
+		return
+	}
+	out := make([]AdminPayer, 0, len(recs))
+	for _, rec := range recs {
+		ap := AdminPayer{Payer: rec.Payer.Hex(), Requests: rec.Requests, Payments: rec.Payments, LastSeen: rec.LastSeen.UTC(), Blocked: rec.Blocked, BlockReason: rec.BlockReason, Paid: []AdminAmount{}}
+		for _, t := range rec.Paid {
+			ap.Paid = append(ap.Paid, p.amount(t.Asset, t.Amount))
+		}
+		out = append(out, ap)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// AdminRevenue is one route's takings in one asset, as GET /revenue shows them.
+type AdminRevenue struct {
+	Route    string `json:"route"`
+	Payments int64  `json:"payments"`
+	AdminAmount
+}
+
+// AdminRevenues is what GET /revenue answers: per route, and totals per asset.
+type AdminRevenues struct {
+	Routes []AdminRevenue `json:"routes"`
+	Total  []AdminAmount  `json:"total"`
 }
 
 func (p *Proxy) adminRevenue(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, p.stats.revenue())
+	revs, err := p.opts.Store.Revenue(r.Context())
+	if err != nil {
+		p.storeFailed(w, err)
+		return
+	}
+	out := AdminRevenues{Routes: []AdminRevenue{}, Total: []AdminAmount{}}
+	totals := map[common.Address]evm.Amount{}
+	var order []common.Address
+	for _, rv := range revs {
+		out.Routes = append(out.Routes, AdminRevenue{Route: rv.Route, Payments: rv.Payments, AdminAmount: p.amount(rv.Asset, rv.Total)})
+		sum, seen := totals[rv.Asset]
+		if !seen {
+			order = append(order, rv.Asset)
+		}
+		if v, ok := sum.Add(rv.Total); ok {
+			totals[rv.Asset] = v
+		}
+	}
+	for _, a := range order {
+		out.Total = append(out.Total, p.amount(a, totals[a]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// AdminRefusal is a refused request, as GET /refusals shows it.
+type AdminRefusal struct {
+	At     time.Time `json:"at"`
+	Payer  string    `json:"payer,omitempty"`
+	Route  string    `json:"route"`
+	Reason string    `json:"reason"`
+	Status int       `json:"status"`
 }
 
 func (p *Proxy) adminRefusals(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, p.stats.recentRefusals())
+	limit, ok := limitParam(r)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "limit is 1..1000")
+		return
+	}
+	refs, err := p.opts.Store.Refusals(r.Context(), limit)
+	if err != nil {
+		p.storeFailed(w, err)
+		return
+	}
+	out := make([]AdminRefusal, 0, len(refs))
+	for _, rf := range refs {
+		a := AdminRefusal{At: rf.At.UTC(), Route: rf.Route, Reason: rf.Reason, Status: rf.Status}
+		if rf.Payer != (common.Address{}) {
+			a.Payer = rf.Payer.Hex()
+		}
+		out = append(out, a)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
+
+// maxBlockReason bounds the reason an admin gives for a block.
+const maxBlockReason = 512
 
 func (p *Proxy) adminBlock(w http.ResponseWriter, r *http.Request, block bool) {
 	addr, err := evm.ParseAddress(r.PathValue("addr"))
@@ -112,12 +233,31 @@ func (p *Proxy) adminBlock(w http.ResponseWriter, r *http.Request, block bool) {
 		writeError(w, http.StatusBadRequest, "not a 0x address")
 		return
 	}
-	p.block.set(addr, block)
+	if block {
+		reason := r.URL.Query().Get("reason")
+		if len(reason) > maxBlockReason {
+			writeError(w, http.StatusBadRequest, "reason too long")
+			return
+		}
+		err = p.opts.Store.BlockPayer(r.Context(), addr, reason)
+	} else {
+		err = p.opts.Store.UnblockPayer(r.Context(), addr)
+	}
+	if err != nil {
+		p.storeFailed(w, err)
+		return
+	}
 	p.log.Info("payer access changed by the admin API", "payer", addr.Hex(), "blocked", block)
 	writeJSON(w, http.StatusOK, struct {
 		Payer   string `json:"payer"`
 		Blocked bool   `json:"blocked"`
-	}{addr.Hex(), p.block.has(addr)})
+	}{addr.Hex(), block})
+}
+
+func (p *Proxy) storeFailed(w http.ResponseWriter, err error) {
+	p.log.Error("admin API: store", "err", err)
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "store unavailable")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -129,224 +269,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-// blocklist is the payers refused: those the file lists, plus those the admin API blocked.
-// Admin decisions survive reloads; the file's list is replaced by each reload.
-type blocklist struct {
-	mu         sync.RWMutex
-	configured map[common.Address]bool
-	admin      map[common.Address]bool // true: blocked, false: unblocked (overrides the file)
-}
-
-func newBlocklist() *blocklist {
-	return &blocklist{configured: map[common.Address]bool{}, admin: map[common.Address]bool{}}
-}
-
-func (b *blocklist) setConfigured(list []common.Address) {
-	m := make(map[common.Address]bool, len(list))
-	for _, a := range list {
-		m[a] = true
-	}
-	b.mu.Lock()
-	b.configured = m
-	b.mu.Unlock()
-}
-
-func (b *blocklist) set(a common.Address, blocked bool) {
-	b.mu.Lock()
-	b.admin[a] = blocked
-	b.mu.Unlock()
-}
-
-func (b *blocklist) has(a common.Address) bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if v, ok := b.admin[a]; ok {
-		return v
-	}
-	return b.configured[a]
-}
-
-// recorder keeps the figures the admin API shows.
-type recorder struct {
-	now      func() time.Time
-	mu       sync.Mutex
-	byPayer  map[common.Address]*payerStats
-	byRoute  map[string]map[common.Address]*total // route → asset → total
-	assets   map[common.Address]evm.Asset
-	refusals []Refusal // ring buffer
-	next     int
-}
-
-// maxRefusals is how many recent refusals are kept; maxPayers bounds the payer table, which a
-// flood of forged payers could otherwise grow without end.
-const (
-	maxRefusals = 1000
-	maxPayers   = 100_000
-)
-
-type payerStats struct {
-	payments int
-	refusals int
-	spent    map[common.Address]*total
-	last     time.Time
-}
-
-type total struct {
-	count  int
-	amount evm.Amount
-}
-
-func newRecorder(now func() time.Time) *recorder {
-	return &recorder{now: now, byPayer: map[common.Address]*payerStats{}, byRoute: map[string]map[common.Address]*total{}, assets: map[common.Address]evm.Asset{}}
-}
-
-func (s *recorder) payer(a common.Address) *payerStats {
-	ps := s.byPayer[a]
-	if ps == nil {
-		if len(s.byPayer) >= maxPayers {
-			return &payerStats{spent: map[common.Address]*total{}}
-		}
-		ps = &payerStats{spent: map[common.Address]*total{}}
-		s.byPayer[a] = ps
-	}
-	return ps
-}
-
-func addTo(m map[common.Address]*total, asset common.Address, amount evm.Amount) {
-	t := m[asset]
-	if t == nil {
-		t = &total{}
-		m[asset] = t
-	}
-	t.count++
-	if sum, ok := t.amount.Add(amount); ok {
-		t.amount = sum
-	}
-}
-
-func (s *recorder) paid(routeName string, payer common.Address, asset evm.Asset, amount evm.Amount, tx string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.assets[asset.Address] = asset
-	ps := s.payer(payer)
-	ps.payments++
-	ps.last = s.now()
-	addTo(ps.spent, asset.Address, amount)
-	rt := s.byRoute[routeName]
-	if rt == nil {
-		rt = map[common.Address]*total{}
-		s.byRoute[routeName] = rt
-	}
-	addTo(rt, asset.Address, amount)
-}
-
-// Refusal is a paid request that was not served, as GET /refusals shows it.
-type Refusal struct {
-	Time   time.Time `json:"time"`
-	Route  string    `json:"route"`
-	Payer  string    `json:"payer"`
-	Status int       `json:"status"`
-	Reason string    `json:"reason"`
-}
-
-func (s *recorder) refused(routeName string, payer common.Address, status int, reason string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	ps := s.payer(payer)
-	ps.refusals++
-	ps.last = now
-	ref := Refusal{Time: now.UTC(), Route: routeName, Payer: payer.Hex(), Status: status, Reason: reason}
-	if len(s.refusals) < maxRefusals {
-		s.refusals = append(s.refusals, ref)
-	} else {
-		s.refusals[s.next] = ref
-	}
-	s.next = (s.next + 1) % maxRefusals
-}
-
-func (s *recorder) recentRefusals() []Refusal {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := len(s.refusals)
-	out := make([]Refusal, 0, n)
-	for i := range n {
-		// Walk back from the newest, which is just before next.
-		out = append(out, s.refusals[(s.next-1-i+n)%n])
-	}
-	return out
-}
-
-// Amount is a sum in one asset, as the admin API shows it.
-type Amount struct {
-	Asset    string `json:"asset"`
-	Symbol   string `json:"symbol"`
-	Atomic   string `json:"atomic"`
-	Decimal  string `json:"decimal"`
-	Payments int    `json:"payments"`
-}
-
-// Payer is one payer, as GET /payers shows it.
-type Payer struct {
-	Payer    string    `json:"payer"`
-	Payments int       `json:"payments"`
-	Refusals int       `json:"refusals"`
-	Spent    []Amount  `json:"spent"`
-	Last     time.Time `json:"last"`
-	Blocked  bool      `json:"blocked"`
-}
-
-// Revenue is what GET /revenue answers.
-type Revenue struct {
-	Total   []Amount            `json:"total"`
-	ByRoute map[string][]Amount `json:"byRoute"`
-}
-
-func (s *recorder) amounts(m map[common.Address]*total) []Amount {
-	out := make([]Amount, 0, len(m))
-	for addr, t := range m {
-		a := s.assets[addr]
-		out = append(out, Amount{Asset: addr.Hex(), Symbol: a.Symbol, Atomic: t.amount.String(), Decimal: t.amount.Decimal(a.Decimals), Payments: t.count})
-	}
-	slices.SortFunc(out, func(a, b Amount) int { return strings.Compare(a.Asset, b.Asset) })
-	return out
-}
-
-func (s *recorder) payers(b *blocklist) []Payer {
-	s.mu.Lock()
-	out := make([]Payer, 0, len(s.byPayer))
-	for addr, ps := range s.byPayer {
-		out = append(out, Payer{Payer: addr.Hex(), Payments: ps.payments, Refusals: ps.refusals, Spent: s.amounts(ps.spent), Last: ps.last.UTC()})
-	}
-	s.mu.Unlock()
-	for i := range out {
-		out[i].Blocked = b.has(common.HexToAddress(out[i].Payer))
-	}
-	slices.SortFunc(out, func(a, b Payer) int { return strings.Compare(a.Payer, b.Payer) })
-	return out
-}
-
-func (s *recorder) revenue() Revenue {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	all := map[common.Address]*total{}
-	rev := Revenue{ByRoute: map[string][]Amount{}}
-	for name, m := range s.byRoute {
-		rev.ByRoute[name] = s.amounts(m)
-		for addr, t := range m {
-			sum := all[addr]
-			if sum == nil {
-				sum = &total{}
-				all[addr] = sum
-			}
-			sum.count += t.count
-			if v, ok := sum.amount.Add(t.amount); ok {
-				sum.amount = v
-			}
-		}
-	}
-	rev.Total = s.amounts(all)
-	return rev
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,8 @@ type Config struct {
 	// Facilitator is the base URL of the facilitator that verifies and settles payments; empty
 	// when the command supplies one (quid proxy --dev).
 	Facilitator string
+	// RPC is a JSON-RPC endpoint of the chain, read for access.min_balance only.
+	RPC string
 	// ChainID is the EVM chain payments are made on.
 	ChainID uint64
 	// PayTo receives the payments.
@@ -49,8 +52,11 @@ type Config struct {
 	Assets *evm.Registry
 	// Routes are tried in file order; the first match wins.
 	Routes []Route
-	// Access is the payer policy applied to every paid route.
-	Access Access
+	// Policy is the payer policy of paid routes without their own.
+	Policy *paywall.Policy
+	// Secret seals quotes and derives capability tokens' keys; from the environment. Required
+	// when a route offers quotes or capability tokens.
+	Secret []byte
 	// Admin configures the admin API; nil when the file has no admin section.
 	Admin *Admin
 }
@@ -88,12 +94,29 @@ type Route struct {
 	// Free routes are forwarded without payment.
 	Free bool
 	// Price is the route's price as written ("$0.01" or "<atomic> <asset>"), with the asset and
-	// amount it resolves to.
+	// amount it resolves to; for unknown buyers when KnownPrice is set. Empty when PricingHook
+	// alone prices the route.
 	Price  string
 	Asset  evm.Asset
 	Amount evm.Amount
+	// KnownPrice is the price for buyers who paid before or hold a capability token.
+	KnownPrice string
+	// PricingHook is the URL of a service pricing each request.
+	PricingHook string
 	// Settle is when the payment is settled.
 	Settle paywall.SettleMode
+	// Quotes lets buyers ask for a price bound to one request, valid QuoteTTL.
+	Quotes   bool
+	QuoteTTL time.Duration
+	// Capability, when set, issues a capability token after each settled payment.
+	Capability *paywall.CapabilityPolicy
+	// Policy overrides the file's access policy for this route.
+	Policy *paywall.Policy
+	// Terms are disclosed to buyers before payment.
+	Terms *paywall.Terms
+	// InputSchema and OutputSchema are JSON Schemas, for discovery.
+	InputSchema  json.RawMessage
+	OutputSchema json.RawMessage
 	// Upstream overrides the default upstream.
 	Upstream *url.URL
 	// Headers are added to the upstream request. Values may hold secrets from the environment
@@ -104,19 +127,18 @@ type Route struct {
 	MimeType    string
 }
 
+// Pattern is the route's path as written: "/exact" or "/prefix/*".
+func (rt *Route) Pattern() string {
+	if rt.Prefix {
+		return rt.Path + "*"
+	}
+	return rt.Path
+}
+
 // Header is a header set on upstream requests.
 type Header struct {
 	Name  string
 	Value string
-}
-
-// Access is the payer policy.
-type Access struct {
-	// BlockPayers are refused with 403 before anything is verified or settled. The admin API
-	// adds to and removes from this set at run time.
-	BlockPayers []common.Address
-	// AllowPayers, when not empty, is the only payers accepted.
-	AllowPayers []common.Address
 }
 
 // Admin configures the admin API.
@@ -169,14 +191,16 @@ type file struct {
 	Listen      string        `yaml:"listen"`
 	Upstream    string        `yaml:"upstream"`
 	Facilitator string        `yaml:"facilitator"`
+	RPC         string        `yaml:"rpc"`
 	ChainID     uint64        `yaml:"chain_id"`
 	PayTo       string        `yaml:"pay_to"`
 	Store       string        `yaml:"store"`
 	MaxTimeout  time.Duration `yaml:"max_timeout"`
 	Default     string        `yaml:"default"`
 	Assets      []fileAsset   `yaml:"assets"`
+	Secret      string        `yaml:"secret"`
 	Routes      []fileRoute   `yaml:"routes"`
-	Access      fileAccess    `yaml:"access"`
+	Access      *fileAccess   `yaml:"access"`
 	Admin       *fileAdmin    `yaml:"admin"`
 }
 
@@ -190,23 +214,53 @@ type fileAsset struct {
 }
 
 type fileRoute struct {
-	Name        string            `yaml:"name"`
-	Host        string            `yaml:"host"`
-	Method      string            `yaml:"method"`
-	Methods     []string          `yaml:"methods"`
-	Path        string            `yaml:"path"`
-	Price       string            `yaml:"price"`
-	Free        bool              `yaml:"free"`
-	Settle      string            `yaml:"settle"`
-	Upstream    string            `yaml:"upstream"`
-	Headers     map[string]string `yaml:"headers"`
-	Description string            `yaml:"description"`
-	MimeType    string            `yaml:"mime_type"`
+	Name         string            `yaml:"name"`
+	Host         string            `yaml:"host"`
+	Method       string            `yaml:"method"`
+	Methods      []string          `yaml:"methods"`
+	Path         string            `yaml:"path"`
+	Price        string            `yaml:"price"`
+	KnownPrice   string            `yaml:"known_price"`
+	PricingHook  string            `yaml:"pricing_hook"`
+	Free         bool              `yaml:"free"`
+	Settle       string            `yaml:"settle"`
+	Upstream     string            `yaml:"upstream"`
+	Headers      map[string]string `yaml:"headers"`
+	Description  string            `yaml:"description"`
+	MimeType     string            `yaml:"mime_type"`
+	Quotes       bool              `yaml:"quotes"`
+	QuoteTTL     time.Duration     `yaml:"quote_ttl"`
+	Capability   *fileCapability   `yaml:"capability"`
+	Access       *fileAccess       `yaml:"access"`
+	Terms        *fileTerms        `yaml:"terms"`
+	InputSchema  *yaml.Node        `yaml:"input_schema"`
+	OutputSchema *yaml.Node        `yaml:"output_schema"`
+}
+
+type fileCapability struct {
+	TTL   time.Duration `yaml:"ttl"`
+	Uses  uint64        `yaml:"uses"`
+	Scope []string      `yaml:"scope"`
+}
+
+type fileTerms struct {
+	Expiry  string `yaml:"expiry"`
+	Limits  string `yaml:"limits"`
+	Resale  string `yaml:"resale"`
+	DataUse string `yaml:"data_use"`
 }
 
 type fileAccess struct {
-	BlockPayers []string `yaml:"block_payers"`
-	AllowPayers []string `yaml:"allow_payers"`
+	BlockPayers []string   `yaml:"block_payers"`
+	AllowPayers []string   `yaml:"allow_payers"`
+	Rate        string     `yaml:"rate"`
+	Spend       *fileSpend `yaml:"spend"`
+	MinBalance  string     `yaml:"min_balance"`
+}
+
+type fileSpend struct {
+	Max    string        `yaml:"max"`
+	Window time.Duration `yaml:"window"`
 }
 
 type fileAdmin struct {
@@ -241,7 +295,12 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		p.yamlErr(err)
-		return nil, p.errs
+		// After unknown keys or mistyped values the rest was decoded: check it too, so that one
+		// run shows every error.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, p.errs
+		}
 	}
 	cfg := p.build(&f)
 	if len(p.errs) > 0 {
@@ -252,6 +311,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 }
 
 type parser struct {
+	reg  *evm.Registry
 	name string
 	env  func(string) (string, bool)
 	root *yaml.Node
@@ -374,6 +434,9 @@ func (p *parser) build(f *file) *Config {
 	if f.Facilitator != "" {
 		p.url(f.Facilitator, "facilitator")
 	}
+	if f.RPC != "" && p.url(f.RPC, "rpc") != nil {
+		cfg.RPC = f.RPC
+	}
 	if f.ChainID == 0 {
 		p.errf(p.line("chain_id"), "chain_id: required, the EVM chain id payments are made on (8453 for Base)")
 	}
@@ -401,10 +464,20 @@ func (p *parser) build(f *file) *Config {
 	default:
 		p.errf(p.line("default"), "default: %q is neither deny nor pass", f.Default)
 	}
-	cfg.Assets = p.assets(f)
+	cfg.Assets = p.assetsOf(f)
 	cfg.Routes = p.routes(f, cfg)
-	cfg.Access.BlockPayers = p.addresses(f.Access.BlockPayers, "access", "block_payers")
-	cfg.Access.AllowPayers = p.addresses(f.Access.AllowPayers, "access", "allow_payers")
+	cfg.Policy = p.policy(f.Access, f.ChainID, cfg.Assets, "access")
+	if f.Secret != "" {
+		if !envRef.MatchString(f.Secret) {
+			p.errf(p.line("secret"), "secret: must come from the environment, e.g. ${QUID_SECRET}")
+		} else if v, err := expandEnv(f.Secret, p.env); err != nil {
+			p.errf(p.line("secret"), "secret: %v", err)
+		} else if len(v) < minSecretBytes {
+			p.errf(p.line("secret"), "secret: shorter than %d bytes", minSecretBytes)
+		} else {
+			cfg.Secret = []byte(v)
+		}
+	}
 	if f.Admin != nil {
 		cfg.Admin = p.admin(f.Admin)
 	}
@@ -529,37 +602,29 @@ func (p *parser) routes(f *file, cfg *Config) []Route {
 		if strings.ContainsAny(fr.Path, "?# ") {
 			bad(at("path"), "path %q holds a query, fragment or space", fr.Path)
 		}
+		paidKeys := fr.Price != "" || fr.KnownPrice != "" || fr.PricingHook != "" || fr.Settle != "" || fr.Quotes ||
+			fr.Capability != nil || fr.Access != nil || fr.Terms != nil
 		switch {
-		case fr.Free && fr.Price != "":
-			bad(at("price"), "price and free: true are exclusive")
+		case fr.Free && paidKeys:
+			bad(r.Line, "free: true excludes price, known_price, pricing_hook, settle, quotes, capability, access and terms")
 		case fr.Free:
 			r.Free = true
-			if fr.Settle != "" {
-				bad(at("settle"), "settle has no meaning on a free route")
-			}
-		case fr.Price == "":
-			bad(r.Line, "price: required (\"$0.01\" or \"<atomic units> <asset address>\"), or free: true")
-		case f.ChainID != 0:
-			asset, amount, err := cfg.Assets.ParsePrice(f.ChainID, fr.Price)
-			switch {
-			case err != nil:
-				bad(at("price"), "price: %v", strings.TrimPrefix(err.Error(), evm.ErrPrice.Error()+": "))
-			case amount.IsZero():
-				bad(at("price"), "price %q is zero; write free: true", fr.Price)
-			default:
-				r.Price, r.Asset, r.Amount = fr.Price, asset, amount
-			}
-		}
-		switch fr.Settle {
-		case "", "after":
-			r.Settle = paywall.SettleAfter
-		case "before":
-			r.Settle = paywall.SettleBefore
-		case "deferred":
-			r.Settle = paywall.SettleDeferred
-			bad(at("settle"), "settle: deferred needs an in-process facilitator with a batch settler; the proxy talks to one over HTTP")
+		case fr.Price == "" && fr.PricingHook == "":
+			bad(r.Line, "price: required (\"$0.01\" or \"<atomic units> <asset address>\"), or pricing_hook, or free: true")
 		default:
-			bad(at("settle"), "settle %q is not one of after, before", fr.Settle)
+			r.Price, r.Asset, r.Amount = p.price(fr.Price, f.ChainID, cfg.Assets, "routes", i, "price")
+			if fr.KnownPrice != "" {
+				if fr.Price == "" {
+					bad(at("known_price"), "known_price needs price, the price for unknown buyers")
+				}
+				r.KnownPrice, _, _ = p.price(fr.KnownPrice, f.ChainID, cfg.Assets, "routes", i, "known_price")
+			}
+			if fr.PricingHook != "" {
+				if u := p.url(fr.PricingHook, "routes", i, "pricing_hook"); u != nil {
+					r.PricingHook = u.String()
+				}
+			}
+			p.paidRoute(f, fr, &r, i, bad)
 		}
 		if fr.Upstream != "" {
 			if r.Upstream = p.url(fr.Upstream, "routes", i, "upstream"); r.Upstream == nil {
@@ -652,6 +717,135 @@ func (p *parser) addresses(list []string, path ...any) []common.Address {
 	}
 	return out
 }
+
+// price checks a price against the registry; "" stays "" (a route priced by its hook).
+func (p *parser) price(price string, chainID uint64, reg *evm.Registry, path ...any) (string, evm.Asset, evm.Amount) {
+	if price == "" || chainID == 0 {
+		return price, evm.Asset{}, evm.Amount{}
+	}
+	asset, amount, err := reg.ParsePrice(chainID, price)
+	switch {
+	case err != nil:
+		p.errf(p.line(path...), "%s: %v", keyName(path), strings.TrimPrefix(err.Error(), evm.ErrPrice.Error()+": "))
+	case amount.IsZero():
+		p.errf(p.line(path...), "%s: %q is zero; write free: true", keyName(path), price)
+	default:
+		return price, asset, amount
+	}
+	return "", evm.Asset{}, evm.Amount{}
+}
+
+// paidRoute reads the keys only paid routes have.
+func (p *parser) paidRoute(f *file, fr fileRoute, r *Route, i int, bad func(int, string, ...any)) {
+	at := func(key string) int { return p.line("routes", i, key) }
+	mode, err := paywall.ParseSettleMode(fr.Settle)
+	if err != nil {
+		bad(at("settle"), "settle %q is not one of after, before, commit, deferred", fr.Settle)
+	}
+	r.Settle = mode
+	if fr.Quotes || fr.QuoteTTL != 0 {
+		r.Quotes, r.QuoteTTL = true, fr.QuoteTTL
+		if !fr.Quotes {
+			bad(at("quote_ttl"), "quote_ttl needs quotes: true")
+		}
+		if fr.QuoteTTL < 0 || fr.QuoteTTL > 24*time.Hour {
+			bad(at("quote_ttl"), "quote_ttl %s is outside 0..24h", fr.QuoteTTL)
+		}
+	}
+	if c := fr.Capability; c != nil {
+		if c.TTL < 0 || c.TTL > 30*24*time.Hour {
+			bad(p.line("routes", i, "capability", "ttl"), "capability.ttl %s is outside 0..720h", c.TTL)
+		}
+		for j, sc := range c.Scope {
+			if !scopePattern.MatchString(sc) {
+				bad(p.line("routes", i, "capability", "scope", j), "capability.scope[%d] %q is not \"METHOD /path\" or \"/path\" (a final * covers a prefix)", j, sc)
+			}
+		}
+		r.Capability = &paywall.CapabilityPolicy{TTL: c.TTL, Uses: c.Uses, Scope: c.Scope}
+	}
+	if (r.Quotes || r.Capability != nil) && f.Secret == "" {
+		bad(r.Line, "quotes and capability tokens need the top-level secret (from the environment)")
+	}
+	if fr.Access != nil {
+		r.Policy = p.policy(fr.Access, f.ChainID, p.assetsOf(f), "routes", i, "access")
+	}
+	if t := fr.Terms; t != nil {
+		r.Terms = &paywall.Terms{Expiry: t.Expiry, Limits: t.Limits, Resale: t.Resale, DataUse: t.DataUse}
+	}
+	r.InputSchema = p.schema(fr.InputSchema, "routes", i, "input_schema")
+	r.OutputSchema = p.schema(fr.OutputSchema, "routes", i, "output_schema")
+}
+
+var scopePattern = regexp.MustCompile(`^([A-Z]+ )?/[^ ,]*$`)
+
+// schema turns a JSON Schema written in YAML into JSON.
+func (p *parser) schema(n *yaml.Node, path ...any) json.RawMessage {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errf(p.line(path...), "%s: a JSON Schema is a mapping", keyName(path))
+		return nil
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		p.errf(p.line(path...), "%s: %v", keyName(path), err)
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		p.errf(p.line(path...), "%s: not expressible as JSON: %v", keyName(path), err)
+		return nil
+	}
+	return b
+}
+
+var ratePattern = regexp.MustCompile(`^([1-9][0-9]{0,8}) *(?:/|per) *(s|second|m|minute|h|hour|d|day)$`)
+
+// policy reads an access section: the file's, or a route's.
+func (p *parser) policy(a *fileAccess, chainID uint64, reg *evm.Registry, path ...any) *paywall.Policy {
+	if a == nil {
+		return nil
+	}
+	at := func(keys ...any) []any { return append(append([]any(nil), path...), keys...) }
+	pol := &paywall.Policy{
+		Block: p.addresses(a.BlockPayers, at("block_payers")...),
+		Allow: p.addresses(a.AllowPayers, at("allow_payers")...),
+	}
+	if a.Rate != "" {
+		m := ratePattern.FindStringSubmatch(strings.TrimSpace(a.Rate))
+		if m == nil {
+			p.errf(p.line(at("rate")...), "%s: %q is not a rate such as 10/s, 600/m or 1000/h", keyName(at("rate")), a.Rate)
+		} else {
+			n, _ := strconv.Atoi(m[1])
+			per := map[string]time.Duration{"s": time.Second, "second": time.Second, "m": time.Minute, "minute": time.Minute,
+				"h": time.Hour, "hour": time.Hour, "d": 24 * time.Hour, "day": 24 * time.Hour}[m[2]]
+			pol.Rate = paywall.Rate{Requests: n, Per: per}
+		}
+	}
+	if s := a.Spend; s != nil {
+		if s.Max == "" || s.Window < time.Minute {
+			p.errf(p.line(at("spend")...), "%s: max (a price) and window (at least 1m) are required", keyName(at("spend")))
+		} else if v, _, _ := p.price(s.Max, chainID, reg, at("spend", "max")...); v != "" {
+			pol.Spend = paywall.SpendLimit{Max: v, Window: s.Window}
+		}
+	}
+	if a.MinBalance != "" {
+		pol.MinBalance, _, _ = p.price(a.MinBalance, chainID, reg, at("min_balance")...)
+	}
+	return pol
+}
+
+// assetsOf is the registry the file's prices are read against (built once per parse).
+func (p *parser) assetsOf(f *file) *evm.Registry {
+	if p.reg == nil {
+		p.reg = p.assets(f)
+	}
+	return p.reg
+}
+
+// minSecretBytes is the shortest secret accepted (paywall.Config.Secret's minimum).
+const minSecretBytes = 32
 
 // minTokenBytes is the shortest admin token accepted: short ones can be guessed.
 const minTokenBytes = 16

@@ -42,7 +42,7 @@ func TestConfigErrorsCarryLineAndReason(t *testing.T) {
 		{"unknown asset", goodHead + "routes:\n  - path: /a\n    price: 100 0x0000000000000000000000000000000000000042\n", 8, "not registered"},
 		{"bad price", goodHead + "routes:\n  - path: /a\n    price: $1.0000001\n", 8, "at most 6 decimals"},
 		{"zero price", goodHead + "routes:\n  - path: /a\n    price: $0\n", 8, "zero"},
-		{"price and free", goodHead + "routes:\n  - path: /a\n    free: true\n    price: $1\n", 9, "exclusive"},
+		{"price and free", goodHead + "routes:\n  - path: /a\n    free: true\n    price: $1\n", 7, "excludes price"},
 		{"no price", goodHead + "routes:\n  - path: /a\n    description: x\n", 7, "price: required"},
 		{"bad path pattern", goodHead + "routes:\n  - path: /a/*/b\n    free: true\n", 7, "final /*"},
 		{"relative path", goodHead + "routes:\n  - path: a\n    free: true\n", 7, "does not start with /"},

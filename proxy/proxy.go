@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
-	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/facilitator"
 	"github.com/quidpay/quid/paywall"
 	"github.com/quidpay/quid/store"
@@ -27,9 +27,13 @@ type Options struct {
 	// Facilitator replaces the file's facilitator URL: an in-process facilitator (quid proxy
 	// --dev, tests).
 	Facilitator paywall.Facilitator
-	// Claims makes payments single-use; share it between instances behind one load balancer.
-	// Default: in memory.
-	Claims store.Claims
+	// Store keeps claims (each payment used once), payer records, spend windows and capability
+	// uses; share it between instances behind one load balancer. *store.DB implements it.
+	// Default: claims in memory, and no admin API, known buyers, spend limits or capability
+	// tokens.
+	Store Store
+	// Balances reads payers' balances for access.min_balance.
+	Balances paywall.BalanceChecker
 	// Transport carries upstream requests. Default: http.DefaultTransport.
 	Transport http.RoundTripper
 	// LookupEnv resolves ${VAR} in the file on reload. Default: os.LookupEnv.
@@ -40,21 +44,37 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Store is what the proxy keeps. *store.DB implements it.
+type Store interface {
+	store.Claims
+	paywall.Records
+	paywall.SpendLedger
+	paywall.CapabilityUses
+	// What the admin API shows and changes.
+	Payers(ctx context.Context, limit int) ([]store.PayerRecord, error)
+	Revenue(ctx context.Context) ([]store.RouteRevenue, error)
+	Refusals(ctx context.Context, limit int) ([]store.Refusal, error)
+	BlockPayer(ctx context.Context, payer common.Address, reason string) error
+	UnblockPayer(ctx context.Context, payer common.Address) error
+}
+
+var _ Store = (*store.DB)(nil)
+
 // Proxy is a paywall reverse proxy. It serves with one configuration at a time and swaps in a
 // new one on Reload; requests already running finish on the configuration they started with.
 // It is safe for concurrent use.
 type Proxy struct {
-	opts  Options
-	log   *slog.Logger
-	cur   atomic.Pointer[instance]
-	stats *recorder
-	block *blocklist
+	opts Options
+	log  *slog.Logger
+	cur  atomic.Pointer[instance]
 }
 
 // instance is one configuration, compiled.
 type instance struct {
 	cfg    *Config
 	routes []*route
+	// mux serves the paywall's own endpoints: discovery and quotes.
+	mux *http.ServeMux
 	// fallback serves unmatched requests under default: pass; nil under deny.
 	fallback http.Handler
 	admin    http.Handler
@@ -76,12 +96,11 @@ func New(cfg *Config, opts Options) (*Proxy, error) {
 	if opts.Transport == nil {
 		opts.Transport = http.DefaultTransport
 	}
-	p := &Proxy{opts: opts, log: opts.Logger, stats: newRecorder(opts.Now), block: newBlocklist()}
+	p := &Proxy{opts: opts, log: opts.Logger}
 	in, err := p.compile(cfg)
 	if err != nil {
 		return nil, err
 	}
-	p.block.setConfigured(cfg.Access.BlockPayers)
 	p.cur.Store(in)
 	return p, nil
 }
@@ -134,7 +153,6 @@ func (p *Proxy) reload(old *Config) error {
 	if err != nil {
 		return err
 	}
-	p.block.setConfigured(cfg.Access.BlockPayers)
 	p.cur.Store(in)
 	return nil
 }
@@ -154,20 +172,27 @@ func (p *Proxy) compile(cfg *Config) (*instance, error) {
 		}
 		fac = facilitator.NewClient(cfg.Facilitator)
 	}
-	pw, err := paywall.New(paywall.Config{
+	pcfg := paywall.Config{
 		Facilitator: fac,
 		ChainID:     cfg.ChainID,
 		PayTo:       cfg.PayTo,
 		Assets:      cfg.Assets,
-		Claims:      p.opts.Claims,
 		MaxTimeout:  cfg.MaxTimeout,
+		Secret:      cfg.Secret,
+		Policy:      cfg.Policy,
+		Balances:    p.opts.Balances,
 		Now:         p.opts.Now,
 		Logger:      p.log,
-	})
+	}
+	if st := p.opts.Store; st != nil {
+		pcfg.Claims, pcfg.Records, pcfg.Spend, pcfg.Uses = st, st, st, st
+	}
+	pw, err := paywall.New(pcfg)
 	if err != nil {
 		return nil, err
 	}
-	in := &instance{cfg: cfg}
+	in := &instance{cfg: cfg, mux: http.NewServeMux()}
+	quotes := false
 	for i := range cfg.Routes {
 		rt := &cfg.Routes[i]
 		target := rt.Upstream
@@ -176,21 +201,56 @@ func (p *Proxy) compile(cfg *Config) (*instance, error) {
 		}
 		var h http.Handler = p.reverseProxy(target, rt.Headers)
 		if !rt.Free {
-			charge, err := pw.Charge(paywall.Route{Price: rt.Price, Description: rt.Description, MimeType: rt.MimeType, Settle: rt.Settle})
+			charge, err := pw.Charge(paywallRoute(rt))
 			if err != nil {
-				return nil, ConfigErrors{{File: cfg.File, Line: rt.Line, Reason: fmt.Sprintf("route %s: %v", rt.Name, err)}}
+				return nil, ConfigErrors{{File: cfg.File, Line: rt.Line, Reason: fmt.Sprintf("routes: %s: %v", rt.Name, err)}}
 			}
-			h = p.guard(cfg, rt, charge(h))
+			h = charge(h)
+			quotes = quotes || rt.Quotes
 		}
 		in.routes = append(in.routes, &route{Route: rt, handler: h})
+	}
+	in.mux.Handle("GET "+paywall.DiscoveryPath, pw.Discovery())
+	if quotes {
+		in.mux.Handle("POST "+paywall.QuotePath, pw.QuoteHandler())
 	}
 	if cfg.Default == DefaultPass {
 		in.fallback = p.reverseProxy(cfg.Upstream, nil)
 	}
 	if cfg.Admin != nil {
+		if p.opts.Store == nil {
+			return nil, ConfigErrors{{File: cfg.File, Reason: "admin: the admin API needs a store"}}
+		}
 		in.admin = p.adminHandler(cfg.Admin.Token)
 	}
 	return in, nil
+}
+
+// paywallRoute is what the paywall charges for rt.
+func paywallRoute(rt *Route) paywall.Route {
+	pr := paywall.Route{
+		Path:         rt.Pattern(),
+		Price:        rt.Price,
+		KnownPrice:   rt.KnownPrice,
+		Settle:       rt.Settle,
+		Capability:   rt.Capability,
+		Policy:       rt.Policy,
+		Terms:        rt.Terms,
+		InputSchema:  rt.InputSchema,
+		OutputSchema: rt.OutputSchema,
+		Description:  rt.Description,
+		MimeType:     rt.MimeType,
+	}
+	if len(rt.Methods) == 1 {
+		pr.Method = rt.Methods[0]
+	}
+	if rt.PricingHook != "" {
+		pr.Pricer = paywall.PricingHook(rt.PricingHook, nil)
+	}
+	if rt.Quotes {
+		pr.Quote = &paywall.QuotePolicy{TTL: rt.QuoteTTL}
+	}
+	return pr
 }
 
 // ServeHTTP serves r with the current configuration.
@@ -201,6 +261,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.StripPrefix(in.cfg.Admin.Path, in.admin).ServeHTTP(w, r)
 			return
 		}
+	}
+	if h, pattern := in.mux.Handler(r); pattern != "" {
+		h.ServeHTTP(w, r)
+		return
 	}
 	rt := in.match(r)
 	switch {
@@ -280,8 +344,8 @@ func hostOnly(h string) string {
 }
 
 // strippedHeaders never reach the upstream: the buyer's payment is the proxy's business, and
-// an upstream that logs requests must not collect signed authorizations.
-var strippedHeaders = []string{x402.HeaderPaymentSignature, x402.HeaderPaymentV1}
+// an upstream that logs requests must not collect signed authorizations or bearer tokens.
+var strippedHeaders = []string{x402.HeaderPaymentSignature, x402.HeaderPaymentV1, paywall.HeaderCapability, paywall.HeaderQuote, paywall.HeaderPayer}
 
 func (p *Proxy) reverseProxy(u *url.URL, headers []Header) http.Handler {
 	return &httputil.ReverseProxy{
@@ -290,6 +354,9 @@ func (p *Proxy) reverseProxy(u *url.URL, headers []Header) http.Handler {
 			pr.SetXForwarded()
 			for _, h := range strippedHeaders {
 				pr.Out.Header.Del(h)
+			}
+			if strings.HasPrefix(pr.Out.Header.Get("Authorization"), "Quid ") {
+				pr.Out.Header.Del("Authorization") // a capability token
 			}
 			for _, h := range headers {
 				pr.Out.Header.Set(h.Name, h.Value)
@@ -305,128 +372,6 @@ func (p *Proxy) reverseProxy(u *url.URL, headers []Header) http.Handler {
 		},
 	}
 }
-
-// guard applies the payer policy in front of a paid route, and records what the paywall
-// decided.
-func (p *Proxy) guard(cfg *Config, rt *Route, paid http.Handler) http.Handler {
-	allow := map[common.Address]bool{}
-	for _, a := range cfg.Access.AllowPayers {
-		allow[a] = true
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		payer, hasPayer := payerOf(r)
-		if hasPayer && (p.block.has(payer) || len(allow) > 0 && !allow[payer]) {
-			p.stats.refused(rt.Name, payer, http.StatusForbidden, reasonBlocked)
-			p.log.Info("payer refused by access policy", "route", rt.Name, "payer", payer.Hex())
-			writeError(w, http.StatusForbidden, reasonBlocked)
-			return
-		}
-		rec := &recordingWriter{ResponseWriter: w}
-		paid.ServeHTTP(rec, r)
-		p.record(rt, r, rec, payer, hasPayer)
-	})
-}
-
-// reasonBlocked is the answer to a payer the access policy refuses.
-const reasonBlocked = "payer not accepted"
-
-func (p *Proxy) record(rt *Route, r *http.Request, rec *recordingWriter, payer common.Address, hasPayer bool) {
-	h := rec.Header()
-	switch {
-	case rec.status == http.StatusPaymentRequired:
-		reason := string(x402.ReasonPaymentRequired)
-		if pr, err := x402.DecodePaymentRequired(h.Get(x402.HeaderPaymentRequired)); err == nil && pr.Error != "" {
-			reason = pr.Error
-		}
-		if st, ok := settlement(h); ok && st.ErrorReason != "" {
-			reason = string(st.ErrorReason)
-		}
-		if hasPayer {
-			p.stats.refused(rt.Name, payer, rec.status, reason)
-		}
-	case rec.status < 400:
-		st, ok := settlement(h)
-		if !ok || !st.Success {
-			return
-		}
-		who, err := evm.ParseAddress(st.Payer)
-		if err != nil {
-			who = payer
-		}
-		p.stats.paid(rt.Name, who, rt.Asset, rt.Amount, st.Transaction)
-	case hasPayer && rec.status >= 500:
-		p.stats.refused(rt.Name, payer, rec.status, http.StatusText(rec.status))
-	}
-}
-
-func settlement(h http.Header) (*x402.SettleResponse, bool) {
-	v := h.Get(x402.HeaderPaymentResponse)
-	if v == "" {
-		v = h.Get(x402.HeaderPaymentV1Response)
-	}
-	if v == "" {
-		return nil, false
-	}
-	s, err := x402.DecodeSettleResponse(v)
-	return s, err == nil
-}
-
-// payerOf reads the payer an x402 payment names, without verifying it: enough to refuse a
-// blocked payer before anything is asked of the facilitator. A forged "from" only gets its
-// sender refused; the paywall verifies the signature of everything it lets through.
-func payerOf(r *http.Request) (common.Address, bool) {
-	var pay *x402.PaymentPayload
-	var err error
-	if h := r.Header.Get(x402.HeaderPaymentSignature); h != "" {
-		pay, err = x402.DecodePaymentSignature(h)
-	} else if h := r.Header.Get(x402.HeaderPaymentV1); h != "" {
-		pay, err = x402.DecodeXPayment(h)
-	} else {
-		return common.Address{}, false
-	}
-	if err != nil {
-		return common.Address{}, false
-	}
-	ex, err := pay.ExactEVM()
-	if err != nil {
-		return common.Address{}, false
-	}
-	from, err := evm.ParseAddress(ex.Authorization.From)
-	if err != nil {
-		return common.Address{}, false
-	}
-	return from, true
-}
-
-// recordingWriter notes the status and headers a handler answered with, and passes everything
-// through, flushes included.
-type recordingWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *recordingWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *recordingWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *recordingWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	b, _ := x402.Marshal(struct {

@@ -2,8 +2,8 @@ package proxy_test
 
 import (
 	"bufio"
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +18,9 @@ import (
 
 	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/internal/quidtest"
+	"github.com/quidpay/quid/paywall"
 	"github.com/quidpay/quid/proxy"
+	"github.com/quidpay/quid/store"
 	"github.com/quidpay/quid/wallet"
 	"github.com/quidpay/quid/x402"
 )
@@ -85,7 +87,12 @@ func serve(t *testing.T, env *quidtest.Env, yaml string, vars map[string]string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(cfg, proxy.Options{Facilitator: env.Facilitator, LookupEnv: env2(vars)})
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "quid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	p, err := proxy.New(cfg, proxy.Options{Facilitator: env.Facilitator, Store: db, LookupEnv: env2(vars)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +483,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	p.write(t, base+"  - path: /b\n    price: $0.0000001\n")
 	err := p.Reload()
 	var errs proxy.ConfigErrors
-	if err == nil || !strings.Contains(err.Error(), p.file+":10: routes[1]: price") || !errors.As(err, &errs) {
+	if err == nil || !strings.Contains(err.Error(), p.file+":10: routes[1].price") || !errors.As(err, &errs) {
 		t.Fatalf("broken reload: %v", err)
 	}
 	if resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/b")); resp.StatusCode != 200 {
@@ -527,7 +534,7 @@ admin:
 		t.Fatalf("paid: %d %s", resp.StatusCode, body)
 	}
 	resp, body = admin("GET", "/revenue", token)
-	if resp.StatusCode != 200 || !strings.Contains(body, `"atomic":"10000"`) || !strings.Contains(body, `"paid":[`) {
+	if resp.StatusCode != 200 || !strings.Contains(body, `"atomic":"10000"`) || !strings.Contains(body, `"route":"/paid"`) {
 		t.Fatalf("revenue: %s", body)
 	}
 
@@ -541,7 +548,7 @@ admin:
 	before, hits := env.Balance(t, env.Buyer.Address), up.hits.Load()
 	header := signed(t, env, p.srv.URL+"/paid")
 	resp, body = get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/paid", x402.HeaderPaymentSignature, header))
-	if resp.StatusCode != http.StatusForbidden {
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, string(paywall.ReasonPayerBlocked)) {
 		t.Fatalf("blocked payer: %d %s", resp.StatusCode, body)
 	}
 	if got := env.Balance(t, env.Buyer.Address); got.Cmp(before) != 0 || up.hits.Load() != hits {
@@ -552,7 +559,7 @@ admin:
 		t.Fatalf("payers: %s", body)
 	}
 	resp, body = admin("GET", "/refusals", token)
-	if !strings.Contains(body, `"status":403`) || !strings.Contains(body, buyerAddr) {
+	if !strings.Contains(body, `"status":403`) || !strings.Contains(body, buyerAddr) || !strings.Contains(body, string(paywall.ReasonPayerBlocked)) {
 		t.Fatalf("refusals: %s", body)
 	}
 
@@ -563,4 +570,3 @@ admin:
 		t.Fatalf("unblocked payer with the same, unspent, payment: %d %s", resp.StatusCode, body)
 	}
 }
-
