@@ -123,8 +123,8 @@ type SpendRequest struct {
 	Limits []SpendLimit
 	// Delegations must all be live: the spender's delegation and its ancestors.
 	Delegations []string
-	// DupKey, when not zero, refuses the spend if a live spend with the same key was reserved
-	// within DupWindow.
+	// DupKey, when not zero, is recorded with the spend; and when DupWindow is positive, the
+	// spend is refused if a live spend with the same key was reserved within DupWindow.
 	DupKey    [32]byte
 	DupWindow time.Duration
 	// ApprovalID, when set, is consumed by this spend: it must be approved, unused, unexpired
@@ -357,7 +357,7 @@ func (d *DB) ReserveSpend(ctx context.Context, r SpendRequest) ([]LimitUsage, er
 				return err
 			}
 		}
-		if r.DupKey != ([32]byte{}) {
+		if r.DupKey != ([32]byte{}) && r.DupWindow > 0 {
 			rows, err := tx.QueryContext(ctx, d.q(`SELECT state, created_at, expires_at FROM wallet_spends WHERE wallet = ? AND dup_key = ?`), r.Wallet, r.DupKey[:])
 			if err != nil {
 				return fmt.Errorf("store: reserve spend: %w", err)

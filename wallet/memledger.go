@@ -72,7 +72,7 @@ func (m *MemoryLedger) ReserveSpend(_ context.Context, r store.SpendRequest) ([]
 			return nil, err
 		}
 	}
-	if r.DupKey != ([32]byte{}) {
+	if r.DupKey != ([32]byte{}) && r.DupWindow > 0 {
 		for _, s := range m.spends {
 			if s.r.Wallet == r.Wallet && s.r.DupKey == r.DupKey && store.SpendCounts(s.state, s.r.Now, s.r.Expires, r.DupWindow, r.Now) {
 				return nil, store.ErrDuplicate

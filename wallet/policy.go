@@ -72,7 +72,8 @@ type Policy struct {
 	// Config.MaxAuthorization when set).
 	MaxAuthorization time.Duration `yaml:"max_authorization"`
 	// DuplicateWindow refuses a second payment for the same method, URL and quote within it,
-	// unless the caller asks again (Intent.Again). Default 10m; negative disables.
+	// unless the caller asks again (Intent.Again). Default 10m; negative disables. (A wallet
+	// configured without any Policy has no duplicate window.)
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// AlertThreshold is the fraction of a budget whose crossing raises an alert. Default 0.8.
 	AlertThreshold float64 `yaml:"alert_threshold"`

@@ -130,7 +130,8 @@ func New(cfg Config) (*Wallet, error) {
 			cfg.MaxAuthorization = cfg.Policy.MaxAuthorization
 		}
 	} else {
-		cfg.Policy = &Policy{}
+		// Without a policy the wallet behaves as it always did: Max alone, no duplicate window.
+		cfg.Policy = &Policy{DuplicateWindow: -1}
 	}
 	if cfg.Ledger == nil {
 		cfg.Ledger = NewMemoryLedger()
@@ -167,8 +168,11 @@ func (w *Wallet) Address() common.Address { return w.addr }
 // Client returns an *http.Client that pays through the wallet.
 func (w *Wallet) Client() *http.Client { return &http.Client{Transport: w} }
 
-// RoundTrip implements http.RoundTripper: it sends req, and on a 402 it pays and sends req once
-// more. A second 402 is returned as it is; the wallet never pays twice for one request.
+// RoundTrip implements http.RoundTripper: it sends req, and on a 402 it applies the policy,
+// pays and sends req once more. A second 402 is returned as it is; the wallet never pays twice
+// for one request, nor, within the policy's duplicate window, for the same request and quote.
+// Every decision is journaled with the request's Intent. Redirects reach RoundTrip as new
+// requests, so a 402 from the host redirected to is judged by that host's rules.
 func (w *Wallet) RoundTrip(req *http.Request) (*http.Response, error) {
 	body, err := replayableBody(req)
 	if err != nil {
@@ -182,20 +186,12 @@ func (w *Wallet) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	choice, err := w.choose(offer)
+	host, err := normalizeHost(req.URL.Host)
 	if err != nil {
-		return nil, err
+		return nil, &PolicyError{Rule: "host", Detail: err.Error(), Err: ErrHostNotAllowed}
 	}
-	header, value, err := w.sign(offer, choice)
-	if err != nil {
-		return nil, err
-	}
-	resp, err = w.present(req, body, header, value)
-	if err != nil {
-		return nil, err
-	}
-	w.record(req, choice, resp)
-	return resp, nil
+	r := &request{http: req, intent: IntentFrom(req.Context()), host: host, route: routeOf(req.URL, req.Method)}
+	return w.pay(r, body, offer)
 }
 
 // present sends req with the signed payment, and sends the same payment again, with backoff,
@@ -291,47 +287,6 @@ func readOffer(resp *http.Response) (*offer, error) {
 	return o, nil
 }
 
-// choice is an option the wallet decided to pay.
-type choice struct {
-	index  int
-	req    x402.PaymentRequirements
-	asset  evm.Asset
-	amount evm.Amount
-	payTo  common.Address
-}
-
-// choose picks the cheapest option the wallet can pay within its maximum.
-func (w *Wallet) choose(o *offer) (*choice, error) {
-	var best, cheapestOver *choice
-	for i, r := range o.required.Accepts {
-		c, ok := w.payable(r)
-		if !ok {
-			continue
-		}
-		max, err := evm.ParseDecimal(w.cfg.Max, c.asset.Decimals)
-		if err != nil {
-			return nil, fmt.Errorf("wallet: Max %q: %w", w.cfg.Max, err)
-		}
-		if c.amount.Cmp(max) > 0 {
-			if cheapestOver == nil || c.amount.Cmp(cheapestOver.amount) < 0 {
-				cheapestOver = c
-			}
-			continue
-		}
-		c.index = i
-		if best == nil || c.amount.Cmp(best.amount) < 0 {
-			best = c
-		}
-	}
-	if best == nil {
-		if cheapestOver != nil {
-			return nil, fmt.Errorf("%w: asked %s, limit %s", ErrOverMax, cheapestOver.asset.Format(cheapestOver.amount), w.cfg.Max)
-		}
-		return nil, ErrNoPayableOption
-	}
-	return best, nil
-}
-
 // payable reports whether r is an exact payment in a trusted asset on a chain the wallet knows.
 func (w *Wallet) payable(r x402.PaymentRequirements) (*choice, bool) {
 	chainID, ok := r.Network.ChainID()
@@ -358,21 +313,17 @@ func (w *Wallet) payable(r x402.PaymentRequirements) (*choice, bool) {
 }
 
 // sign builds the payment header for c, with the EIP-712 domain from the registry.
-func (w *Wallet) sign(o *offer, c *choice) (header, value string, err error) {
+func (w *Wallet) sign(o *offer, c *choice, validBefore uint64) (header, value string, err error) {
 	nonce, err := evm.NewNonce()
 	if err != nil {
 		return "", "", err
-	}
-	life := time.Duration(c.req.MaxTimeoutSeconds) * time.Second
-	if life <= 0 || life > w.cfg.MaxAuthorization {
-		life = w.cfg.MaxAuthorization
 	}
 	auth := evm.Authorization{
 		From:        w.addr,
 		To:          c.payTo,
 		Value:       c.amount,
 		ValidAfter:  0,
-		ValidBefore: uint64(w.cfg.Now().Add(life).Unix()),
+		ValidBefore: validBefore,
 		Nonce:       nonce,
 	}
 	sig, err := evm.SignAuthorization(w.cfg.Key, c.asset.Domain(), &auth)
