@@ -192,9 +192,23 @@ func (p *Policy) Validate() error {
 	return nil
 }
 
+// validDecimal reports a plain decimal ("12", "0.05"); its conversion with an asset's decimals
+// happens, exactly, when the asset is known.
 func validDecimal(s string) bool {
-	_, err := evm.ParseDecimal(s, 77)
-	return err == nil
+	whole, frac, hasDot := strings.Cut(s, ".")
+	return len(s) <= 78 && digits(whole) && (!hasDot || digits(frac))
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // windowOf reads a cap's window name.
