@@ -25,7 +25,7 @@ import (
 // clock is the paywall's clock in these tests: real time plus an offset a test moves forward.
 type clock struct{ offset atomic.Int64 }
 
-func (c *clock) Now() time.Time            { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // shop is a seller on a devnet with the paywall's full surface: a durable store (a SQLite file)
