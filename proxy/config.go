@@ -233,8 +233,8 @@ type fileRoute struct {
 	Capability   *fileCapability   `yaml:"capability"`
 	Access       *fileAccess       `yaml:"access"`
 	Terms        *fileTerms        `yaml:"terms"`
-	InputSchema  *yaml.Node        `yaml:"input_schema"`
-	OutputSchema *yaml.Node        `yaml:"output_schema"`
+	InputSchema  yaml.Node         `yaml:"input_schema"`
+	OutputSchema yaml.Node         `yaml:"output_schema"`
 }
 
 type fileCapability struct {
@@ -603,10 +603,10 @@ func (p *parser) routes(f *file, cfg *Config) []Route {
 			bad(at("path"), "path %q holds a query, fragment or space", fr.Path)
 		}
 		paidKeys := fr.Price != "" || fr.KnownPrice != "" || fr.PricingHook != "" || fr.Settle != "" || fr.Quotes ||
-			fr.Capability != nil || fr.Access != nil || fr.Terms != nil
+			fr.Capability != nil || fr.Access != nil || fr.Terms != nil || fr.InputSchema.Kind != 0 || fr.OutputSchema.Kind != 0
 		switch {
 		case fr.Free && paidKeys:
-			bad(r.Line, "free: true excludes price, known_price, pricing_hook, settle, quotes, capability, access and terms")
+			bad(r.Line, "free: true excludes the keys of paid routes (price, settle, quotes, capability, access, terms, schemas…)")
 		case fr.Free:
 			r.Free = true
 		case fr.Price == "" && fr.PricingHook == "":
@@ -772,15 +772,15 @@ func (p *parser) paidRoute(f *file, fr fileRoute, r *Route, i int, bad func(int,
 	if t := fr.Terms; t != nil {
 		r.Terms = &paywall.Terms{Expiry: t.Expiry, Limits: t.Limits, Resale: t.Resale, DataUse: t.DataUse}
 	}
-	r.InputSchema = p.schema(fr.InputSchema, "routes", i, "input_schema")
-	r.OutputSchema = p.schema(fr.OutputSchema, "routes", i, "output_schema")
+	r.InputSchema = p.schema(&fr.InputSchema, "routes", i, "input_schema")
+	r.OutputSchema = p.schema(&fr.OutputSchema, "routes", i, "output_schema")
 }
 
 var scopePattern = regexp.MustCompile(`^([A-Z]+ )?/[^ ,]*$`)
 
 // schema turns a JSON Schema written in YAML into JSON.
 func (p *parser) schema(n *yaml.Node, path ...any) json.RawMessage {
-	if n == nil {
+	if n.Kind == 0 {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {

@@ -203,7 +203,7 @@ func (p *Proxy) compile(cfg *Config) (*instance, error) {
 		if !rt.Free {
 			charge, err := pw.Charge(paywallRoute(rt))
 			if err != nil {
-				return nil, ConfigErrors{{File: cfg.File, Line: rt.Line, Reason: fmt.Sprintf("routes: %s: %v", rt.Name, err)}}
+				return nil, ConfigErrors{{File: cfg.File, Line: rt.Line, Reason: fmt.Sprintf("routes[%d]: %s", i, strings.TrimPrefix(err.Error(), "paywall: "))}}
 			}
 			h = charge(h)
 			quotes = quotes || rt.Quotes
@@ -355,7 +355,7 @@ func (p *Proxy) reverseProxy(u *url.URL, headers []Header) http.Handler {
 			for _, h := range strippedHeaders {
 				pr.Out.Header.Del(h)
 			}
-			if strings.HasPrefix(pr.Out.Header.Get("Authorization"), "Quid ") {
+			if scheme, _, _ := strings.Cut(pr.Out.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Quid") {
 				pr.Out.Header.Del("Authorization") // a capability token
 			}
 			for _, h := range headers {

@@ -1,0 +1,207 @@
+package proxy_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/internal/quidtest"
+	"github.com/quidpay/quid/paywall"
+	"github.com/quidpay/quid/x402"
+)
+
+const secret = "a-test-secret-of-at-least-32-bytes-long"
+
+// A paid request earns a capability token; later requests carrying it are served without
+// paying until its uses run out, and the token never reaches the upstream.
+func TestCapabilityTokenRoute(t *testing.T) {
+	t.Parallel()
+	env := quidtest.NewEnv(t, quidtest.Options{})
+	up := newUpstream(t, nil)
+	p := serve(t, env, head(env, up.URL)+`secret: ${QUID_SECRET}
+routes:
+  - path: /api/*
+    method: GET
+    price: $0.01
+    capability: {ttl: 10m, uses: 3}
+`, map[string]string{"QUID_SECRET": secret})
+	before := env.Balance(t, env.Buyer.Address)
+	resp, body := get(t, buyer(t, env), request(t, http.MethodGet, p.srv.URL+"/api/a"))
+	token := resp.Header.Get(paywall.HeaderCapability)
+	if resp.StatusCode != 200 || token == "" {
+		t.Fatalf("paid: %d %s, token %q", resp.StatusCode, body, token)
+	}
+	paid, _ := before.Sub(evm.NewAmount(price))
+	for i, h := range []string{paywall.HeaderCapability, "Authorization", paywall.HeaderCapability} {
+		value := token
+		if h == "Authorization" {
+			value = "Quid " + token
+		}
+		resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/api/b", h, value))
+		if resp.StatusCode != 200 || !strings.Contains(body, `"path":"/api/b"`) {
+			t.Fatalf("use %d with %s: %d %s", i+1, h, resp.StatusCode, body)
+		}
+		seen := up.last(t)
+		if seen.Header.Get(paywall.HeaderCapability) != "" || seen.Header.Get("Authorization") != "" {
+			t.Fatalf("capability token forwarded upstream: %v", seen.Header)
+		}
+	}
+	resp, body = get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/api/c", paywall.HeaderCapability, token))
+	if resp.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("fourth use of a 3-use token: %d %s", resp.StatusCode, body)
+	}
+	if got := env.Balance(t, env.Buyer.Address); got.Cmp(paid) != 0 {
+		t.Fatalf("buyer balance %s, want %s (one payment)", got, paid)
+	}
+}
+
+// Concurrent requests on one token take exactly its uses.
+func TestCapabilityTokenUsesUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	env := quidtest.NewEnv(t, quidtest.Options{})
+	up := newUpstream(t, nil)
+	p := serve(t, env, head(env, up.URL)+"secret: ${QUID_SECRET}\nroutes:\n  - path: /r\n    price: $0.01\n    capability: {uses: 5}\n",
+		map[string]string{"QUID_SECRET": secret})
+	resp, _ := get(t, buyer(t, env), request(t, http.MethodGet, p.srv.URL+"/r"))
+	token := resp.Header.Get(paywall.HeaderCapability)
+	if token == "" {
+		t.Fatal("no token")
+	}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			resp, err := http.DefaultClient.Do(request(t, http.MethodGet, p.srv.URL+"/r", paywall.HeaderCapability, token))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				ok.Add(1)
+			} else if resp.StatusCode != http.StatusPaymentRequired {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 5 {
+		t.Fatalf("%d requests served on a 5-use token", ok.Load())
+	}
+}
+
+// GET /.well-known/x402 lists the paid routes with their terms, as the file declares them.
+func TestDiscovery(t *testing.T) {
+	t.Parallel()
+	env := quidtest.NewEnv(t, quidtest.Options{})
+	up := newUpstream(t, nil)
+	p := serve(t, env, head(env, up.URL)+`routes:
+  - path: /weather
+    method: GET
+    price: $0.01
+    description: Current weather
+    mime_type: application/json
+    settle: before
+    terms: {resale: forbidden, data_use: none}
+    output_schema:
+      type: object
+      properties: {sky: {type: string}}
+  - path: /free
+    free: true
+`, nil)
+	resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+paywall.DiscoveryPath))
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var doc paywall.DiscoveryDocument
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Resources) != 1 {
+		t.Fatalf("resources %s", body)
+	}
+	r := doc.Resources[0]
+	if r.Path != "/weather" || r.Method != "GET" || r.Description != "Current weather" || r.Settle != "before" ||
+		r.Terms == nil || r.Terms.Resale != "forbidden" || !strings.Contains(string(r.OutputSchema), `"sky"`) ||
+		len(r.Accepts) != 1 || r.Accepts[0].Amount != "10000" {
+		t.Fatalf("resource %s", body)
+	}
+	if up.hits.Load() != 0 {
+		t.Fatal("discovery reached the upstream")
+	}
+}
+
+// settle: commit streams a paid event stream: settled when the upstream commits its
+// response, then passed through event by event.
+func TestSettleOnCommitStreams(t *testing.T) {
+	t.Parallel()
+	env := quidtest.NewEnv(t, quidtest.Options{})
+	release := make(chan struct{})
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "data: second\n\n")
+	})
+	p := serve(t, env, head(env, up.URL)+"routes:\n  - path: /events\n    price: $0.01\n    settle: commit\n", nil)
+	before := env.Balance(t, env.Buyer.Address)
+	resp, err := buyer(t, env).Do(request(t, http.MethodGet, p.srv.URL+"/events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if line, err := rd.ReadString('\n'); err != nil || line != "data: first\n" {
+		t.Fatalf("first event %q, %v (status %d)", line, err, resp.StatusCode)
+	}
+	close(release)
+	if rest, _ := io.ReadAll(rd); string(rest) != "\ndata: second\n\n" {
+		t.Fatalf("rest %q", rest)
+	}
+	want, _ := before.Sub(evm.NewAmount(price))
+	if got := env.Balance(t, env.Buyer.Address); got.Cmp(want) != 0 {
+		t.Fatalf("buyer balance %s, want %s", got, want)
+	}
+}
+
+// Access policy from the file: a payer outside allow_payers is refused 403 and its valid
+// payment is not settled.
+func TestAccessPolicyFromFile(t *testing.T) {
+	t.Parallel()
+	env := quidtest.NewEnv(t, quidtest.Options{})
+	up := newUpstream(t, nil)
+	p := serve(t, env, head(env, up.URL)+`access:
+  allow_payers: [0x000000000000000000000000000000000000dEaD]
+routes:
+  - path: /r
+    price: $0.01
+  - path: /open
+    price: $0.01
+    access: {rate: 100/s}
+`, nil)
+	before := env.Balance(t, env.Buyer.Address)
+	header := signed(t, env, p.srv.URL+"/r")
+	resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/r", x402.HeaderPaymentSignature, header))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, string(paywall.ReasonPayerNotAllowed)) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if got := env.Balance(t, env.Buyer.Address); got.Cmp(before) != 0 || up.hits.Load() != 0 {
+		t.Fatal("a refused payer's payment was settled or forwarded")
+	}
+	// A route's own access section replaces the file's.
+	if resp, body := get(t, buyer(t, env), request(t, http.MethodGet, p.srv.URL+"/open")); resp.StatusCode != 200 {
+		t.Fatalf("route policy: %d %s", resp.StatusCode, body)
+	}
+}
