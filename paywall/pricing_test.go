@@ -174,7 +174,7 @@ func TestPricerErrorsAre503(t *testing.T) {
 
 func TestChargeRefusesIncompleteRoutes(t *testing.T) {
 	t.Parallel()
-	s := newShop(t, func(c *paywall.Config) { c.Secret, c.Uses, c.Spend, c.Balances = nil, nil, nil, nil })
+	s := newShop(t, func(_ *shop, c *paywall.Config) { c.Secret, c.Uses, c.Spend, c.Balances = nil, nil, nil, nil })
 	for _, tc := range []struct {
 		name  string
 		route paywall.Route

@@ -44,7 +44,7 @@ type shop struct {
 
 var secret = []byte("a seller secret of at least 32 bytes, for tests")
 
-func newShop(t *testing.T, config func(*paywall.Config), routes ...paywall.Route) *shop {
+func newShop(t *testing.T, config func(*shop, *paywall.Config), routes ...paywall.Route) *shop {
 	t.Helper()
 	s := &shop{Env: quidtest.NewEnv(t, quidtest.Options{}), clock: &clock{}}
 	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "seller.db"))
@@ -66,7 +66,7 @@ func newShop(t *testing.T, config func(*paywall.Config), routes ...paywall.Route
 		Uses:        db,
 	}
 	if config != nil {
-		config(&cfg)
+		config(s, &cfg)
 	}
 	if s.pw, err = paywall.New(cfg); err != nil {
 		t.Fatal(err)
