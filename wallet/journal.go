@@ -60,6 +60,38 @@ func (w *Wallet) VerifyJournal(ctx context.Context) (int, error) {
 	return len(entries), VerifyEntries(entries)
 }
 
+// JournalHead is the last entry of a journal: kept somewhere else (printed, sent to the owner),
+// it lets a later check detect that entries were cut off the end, which a chain alone cannot.
+type JournalHead struct {
+	Seq  uint64
+	Hash [32]byte
+}
+
+// VerifyJournalFrom verifies the chain like VerifyJournal and also that it still holds anchor
+// (a head recorded earlier; the zero head checks nothing more). It returns the current head.
+func (w *Wallet) VerifyJournalFrom(ctx context.Context, anchor JournalHead) (JournalHead, error) {
+	entries, err := w.cfg.Ledger.ReadJournal(ctx, w.id, store.JournalQuery{})
+	if err != nil {
+		return JournalHead{}, err
+	}
+	if err := VerifyEntries(entries); err != nil {
+		return JournalHead{}, err
+	}
+	var head JournalHead
+	if n := len(entries); n > 0 {
+		head = JournalHead{Seq: entries[n-1].Seq, Hash: entries[n-1].Hash}
+	}
+	if anchor.Seq > 0 {
+		if anchor.Seq > uint64(len(entries)) {
+			return head, &JournalError{Seq: anchor.Seq, Reason: fmt.Sprintf("the journal ends at %d: entries were removed from its end", len(entries))}
+		}
+		if entries[anchor.Seq-1].Hash != anchor.Hash {
+			return head, &JournalError{Seq: anchor.Seq, Reason: "does not match the recorded head"}
+		}
+	}
+	return head, nil
+}
+
 // Journal returns the wallet's journal entries matching q, oldest first.
 func (w *Wallet) Journal(ctx context.Context, q store.JournalQuery) ([]store.JournalEntry, error) {
 	return w.cfg.Ledger.ReadJournal(ctx, w.id, q)
