@@ -24,8 +24,11 @@ const DefaultCapabilityTTL = time.Hour
 // CapabilityPolicy makes a route issue a capability token (a macaroon, see package capability)
 // after each settled payment. A request presenting a valid token skips the 402 while every
 // caveat holds and a use is left: expiry, scope, uses and payer. Uses are counted in
-// Config.Uses, per token, across every attenuation of it. The holder may attenuate the token
-// for a sub-agent; the paywall verifies attenuated tokens like the original.
+// Config.Uses per token id, across every attenuation of it, and the smallest uses caveat of the
+// presented token caps that shared count: a holder that used 3 of 10 and hands a sub-agent an
+// attenuation with "uses 5" leaves it 2. The holder may attenuate the token for a sub-agent
+// (narrower scope, earlier expiry, fewer uses); the paywall verifies attenuated tokens like the
+// original, and since caveats only add up, no attenuation can widen one.
 //
 // A token that is invalid (forged, expired, out of scope, used up, unknown caveat) is answered
 // with the route's ordinary 402, its error naming the reason (ReasonCapability…), so the buyer
