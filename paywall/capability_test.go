@@ -35,7 +35,9 @@ func (s *shop) buyToken(t *testing.T) string {
 	return token
 }
 
-func withToken(token string) map[string]string { return map[string]string{paywall.HeaderCapability: token} }
+func withToken(token string) map[string]string {
+	return map[string]string{paywall.HeaderCapability: token}
+}
 
 // A settled payment earns a token; the token skips the 402 until its uses run out, and then
 // the normal 402 comes back with the reason. Nothing more is paid meanwhile.
