@@ -149,8 +149,8 @@ func routeMatches(method, path string, routes []string) bool {
 		if m != "" && !strings.EqualFold(m, method) {
 			continue
 		}
-		p = strings.TrimSpace(p)
-		if path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/") {
+		p = strings.TrimSuffix(strings.TrimSpace(p), "/")
+		if path == p || strings.HasPrefix(path, p+"/") {
 			return true
 		}
 	}

@@ -238,12 +238,15 @@ func normalizeHost(host string) (string, error) {
 	if strings.HasPrefix(host, "[") || net.ParseIP(host) != nil {
 		return strings.Trim(host, "[]"), nil
 	}
-	a, err := idna.Lookup.ToASCII(host)
+	a, err := hostProfile.ToASCII(host)
 	if err != nil {
 		return "", fmt.Errorf("not a valid host name: %v", err)
 	}
 	return a, nil
 }
+
+// hostProfile is IDNA lookup with DNS length checks, which also refuse empty labels.
+var hostProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.VerifyDNSLength(true))
 
 func normalizePattern(p string) (string, error) {
 	if rest, ok := strings.CutPrefix(p, "*."); ok {
