@@ -203,3 +203,13 @@ func (s *shop) requireBalance(t *testing.T, addr common.Address, want evm.Amount
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func requirePR(t *testing.T, resp *http.Response, body string) *x402.PaymentRequired {
+	t.Helper()
+	requireStatus(t, resp, body, http.StatusPaymentRequired, "")
+	pr, err := x402.DecodePaymentRequired(resp.Header.Get(x402.HeaderPaymentRequired))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
