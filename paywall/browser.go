@@ -16,6 +16,7 @@ import (
 // Access-Control-Expose-Headers as a request header, so a preflight asks for it.
 var corsAllowHeaders = []string{
 	x402.HeaderPaymentSignature, x402.HeaderPaymentV1, "Content-Type", "Access-Control-Expose-Headers",
+	HeaderQuote, HeaderCapability, HeaderPayer,
 }
 
 // CORS wraps a handler, typically the mux paid routes are registered on, so that it answers

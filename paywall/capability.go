@@ -22,7 +22,9 @@ const HeaderCapability = "Quid-Capability"
 const DefaultCapabilityTTL = time.Hour
 
 // CapabilityPolicy makes a route issue a capability token (a macaroon, see package capability)
-// after each settled payment. A request presenting a valid token skips the 402 while every
+// after each settled payment: not for payments queued by SettleDeferred, which settle later.
+// With SettleBefore the token is issued even when the handler then fails, so the payer can
+// retry what it paid for. A request presenting a valid token skips the 402 while every
 // caveat holds and a use is left: expiry, scope, uses and payer. Uses are counted in
 // Config.Uses per token id, across every attenuation of it, and the smallest uses caveat of the
 // presented token caps that shared count: a holder that used 3 of 10 and hands a sub-agent an
@@ -136,5 +138,4 @@ func (p *Paywall) issue(h http.Header, r *http.Request, rt *route, payer common.
 		return
 	}
 	h.Set(HeaderCapability, token)
-	h.Set("Access-Control-Expose-Headers", h.Get("Access-Control-Expose-Headers")+", "+HeaderCapability)
 }

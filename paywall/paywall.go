@@ -590,7 +590,7 @@ func paidHeaders(h http.Header, receipt *Receipt) {
 
 // exposeHeaders lets browser clients read the payment headers across origins.
 func exposeHeaders(h http.Header) {
-	h.Set("Access-Control-Expose-Headers", "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE")
+	h.Set("Access-Control-Expose-Headers", "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, "+HeaderCapability)
 }
 
 func copyHeader(dst, src http.Header) {
