@@ -86,7 +86,8 @@ type Route struct {
 	Price string
 	// KnownPrice, when set, is the price for known buyers (see Buyer), typically lower.
 	KnownPrice string
-	// Pricer, when set, decides each request's price instead of Price and KnownPrice.
+	// Pricer, when set, decides each request's price instead of Price and KnownPrice; Price, if
+	// also set, is only the price discovery publishes.
 	Pricer Pricer
 	// Quote lets buyers ask POST /.well-known/quid/quote for a price bound to one request
 	// (see QuotePolicy). Routes without it keep their published prices.
@@ -342,6 +343,9 @@ func (p *Paywall) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		mode = SettleAfter
 	}
 	if err := pay.Verify(ctx); err != nil {
+		if !errors.Is(err, ErrUnavailable) {
+			p.recordRefusal(r, rt, payer, err, http.StatusPaymentRequired)
+		}
 		p.refuse(w, r, charge, err)
 		return
 	}
