@@ -11,6 +11,10 @@ import (
 // ErrUnknownApproval reports an approval id the ledger does not hold for this wallet.
 var ErrUnknownApproval = errors.New("wallet: no such approval")
 
+// ErrNotOwner reports an owner's action (deciding an approval) asked of a delegated wallet:
+// a sub-agent must not approve payments.
+var ErrNotOwner = errors.New("wallet: only the owner's wallet may do this, not a delegation")
+
 // PendingApprovals lists the payments waiting for a human, oldest first.
 func (w *Wallet) PendingApprovals(ctx context.Context) ([]store.Approval, error) {
 	return w.cfg.Ledger.ListApprovals(ctx, w.id, store.ApprovalPending)
@@ -38,6 +42,9 @@ func (w *Wallet) Deny(ctx context.Context, id, who, reason string) error {
 }
 
 func (w *Wallet) decide(ctx context.Context, id string, approve bool, who, reason string) error {
+	if len(w.chain) > 0 {
+		return ErrNotOwner
+	}
 	if who == "" {
 		return errors.New("wallet: an approval decision needs who made it")
 	}

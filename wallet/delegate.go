@@ -94,8 +94,14 @@ func (w *Wallet) OpenDelegation(ctx context.Context, id string) (*Wallet, error)
 }
 
 // Revoke stops a delegation (and every delegation under it) at once: their next reservation
-// fails with ErrDelegationRevoked.
+// fails with ErrDelegationRevoked. A delegated wallet may revoke only delegations under its own.
 func (w *Wallet) Revoke(ctx context.Context, id string) error {
+	if own := w.delegationID(); own != "" {
+		// A delegated wallet may revoke only its own delegation and those under it.
+		if _, err := w.OpenDelegation(ctx, id); err != nil {
+			return err
+		}
+	}
 	now := w.cfg.Now()
 	e := store.JournalEntry{Wallet: w.id, Time: now, Kind: store.KindRevoked, Delegation: id}
 	err := w.cfg.Ledger.RevokeDelegation(ctx, w.id, id, now, e)

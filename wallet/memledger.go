@@ -16,13 +16,18 @@ import (
 // MemoryLedger is a Ledger held in process memory: atomic across the goroutines of one
 // process, and lost when the process ends. It is the default of a wallet without a Ledger;
 // wallets of several processes, or whose budgets must survive a restart, use a *store.DB.
+// Spends older than the longest window are forgotten (unless a delegation may still count
+// them); the journal is kept whole, so a long-lived wallet with a busy journal should use a
+// store.
 type MemoryLedger struct {
 	mu          sync.Mutex
+	sweep       int
 	spends      []*memSpend
 	byID        map[string]*memSpend
 	approvals   map[string]*store.Approval
 	delegations map[string]*store.Delegation
 	journal     map[string][]store.JournalEntry
+	payees      map[string]bool // wallet and payee of every settled spend, kept after pruning
 }
 
 type memSpend struct {
@@ -36,7 +41,7 @@ var _ Ledger = (*MemoryLedger)(nil)
 // NewMemoryLedger returns an empty MemoryLedger.
 func NewMemoryLedger() *MemoryLedger {
 	return &MemoryLedger{byID: map[string]*memSpend{}, approvals: map[string]*store.Approval{},
-		delegations: map[string]*store.Delegation{}, journal: map[string][]store.JournalEntry{}}
+		delegations: map[string]*store.Delegation{}, journal: map[string][]store.JournalEntry{}, payees: map[string]bool{}}
 }
 
 func memKey(wallet, id string) string { return wallet + "\x00" + id }
@@ -105,6 +110,10 @@ func (m *MemoryLedger) ReserveSpend(_ context.Context, r store.SpendRequest) ([]
 		}
 		usage = append(usage, store.LimitUsage{Limit: l, Used: after})
 	}
+	if m.sweep++; m.sweep >= 256 {
+		m.sweep = 0
+		m.prune(r.Now)
+	}
 	s := &memSpend{r: r, state: store.SpendReserved}
 	s.r.Scopes = slices.Clone(r.Scopes)
 	m.spends = append(m.spends, s)
@@ -113,6 +122,26 @@ func (m *MemoryLedger) ReserveSpend(_ context.Context, r store.SpendRequest) ([]
 		approval.State, approval.UsedBy = store.ApprovalUsed, r.ID
 	}
 	return usage, nil
+}
+
+// forgetAfter is how long a spend is kept: longer than any rolling window.
+const forgetAfter = 8 * 24 * time.Hour
+
+// prune forgets spends no limit can count any more: past every window, not reserved and
+// live, and under no delegation (whose budget counts for the delegation's whole life).
+func (m *MemoryLedger) prune(now time.Time) {
+	kept := m.spends[:0]
+	for _, s := range m.spends {
+		old := s.r.Now.Before(now.Add(-forgetAfter)) && len(s.r.Delegations) == 0 &&
+			!(s.state == store.SpendReserved && s.r.Expires.After(now))
+		if old {
+			delete(m.byID, memKey(s.r.Wallet, s.r.ID))
+			continue
+		}
+		kept = append(kept, s)
+	}
+	clear(m.spends[len(kept):])
+	m.spends = kept
 }
 
 // SettleSpend implements Ledger.
@@ -124,6 +153,7 @@ func (m *MemoryLedger) SettleSpend(_ context.Context, wallet, id, tx string, e s
 		return e, fmt.Errorf("%w: spend %s", store.ErrNotFound, id)
 	}
 	s.state, s.tx = store.SpendSettled, tx
+	m.payees[memKey(wallet, s.r.Payee.Hex())] = true
 	return m.append(e), nil
 }
 
@@ -169,12 +199,7 @@ func (m *MemoryLedger) SpentAssets(_ context.Context, wallet string, since time.
 func (m *MemoryLedger) KnownPayee(_ context.Context, wallet string, payee common.Address) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, s := range m.spends {
-		if s.r.Wallet == wallet && s.r.Payee == payee && s.state == store.SpendSettled {
-			return true, nil
-		}
-	}
-	return false, nil
+	return m.payees[memKey(wallet, payee.Hex())], nil
 }
 
 // CreateApproval implements Ledger.

@@ -325,3 +325,60 @@ func TestPreferenceThenCheapest(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthorizationLifetimeAndTrustedDecimals: the signed authorization lives no longer than
+// max_authorization whatever the server asks, and the amount is read with the registry's
+// decimals even when the server's extra claims others.
+func TestAuthorizationLifetimeAndTrustedDecimals(t *testing.T) {
+	t.Parallel()
+	key, _ := crypto.GenerateKey()
+	long := cents(1)
+	long.MaxTimeoutSeconds = 3600
+	s := newShop(t, nil, long)
+	w := policyWallet(t, key, wallet.NewMemoryLedger(), "max_payment: \"1\"\nmax_authorization: 30s\n")
+	if _, _, err := get(context.Background(), w, s.srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	_, a, _ := decodePayment(t, s.headers[0])
+	if life := time.Until(time.Unix(int64(a.ValidBefore), 0)); life > 31*time.Second {
+		t.Fatalf("authorization valid for %s; want at most 30s", life)
+	}
+	// 1 qUSD (1000000 atomic units at 6 decimals), presented as if the token had 18 decimals.
+	lie := requirements("1000000", token.Address, "eip155:31337")
+	lie.Extra.SetString("decimals", "18")
+	liar := newShop(t, nil, lie)
+	w = policyWallet(t, key, wallet.NewMemoryLedger(), "max_payment: \"0.5\"\n")
+	var ob *wallet.OverBudgetError
+	if _, _, err := get(context.Background(), w, liar.srv.URL); !errors.As(err, &ob) || ob.Amount.String() != "1000000" || ob.Limit.String() != "500000" {
+		t.Fatalf("err %v; want 1 qUSD refused against 0.5", err)
+	}
+}
+
+// TestDelegatedWalletCannotApproveOrRevokeOthers: a sub-agent's wallet decides no approvals
+// and revokes only what lies under its own delegation.
+func TestDelegatedWalletCannotApproveOrRevokeOthers(t *testing.T) {
+	t.Parallel()
+	key, _ := crypto.GenerateKey()
+	s := newShop(t, nil, cents(10))
+	owner := policyWallet(t, key, wallet.NewMemoryLedger(), "max_payment: \"1\"\napprove_above: \"0.05\"\n")
+	ctx := context.Background()
+	child, _ := owner.Delegate(ctx, "1", time.Hour, wallet.Scope{})
+	sibling, _ := owner.Delegate(ctx, "1", time.Hour, wallet.Scope{})
+	grandchild, _ := child.Delegate(ctx, "1", time.Hour, wallet.Scope{})
+	var pending *wallet.ApprovalPendingError
+	if _, _, err := get(ctx, child, s.srv.URL); !errors.As(err, &pending) {
+		t.Fatalf("want pending: %v", err)
+	}
+	if err := child.Approve(ctx, pending.ID, "child"); !errors.Is(err, wallet.ErrNotOwner) {
+		t.Fatalf("a child approved: %v", err)
+	}
+	if err := child.Revoke(ctx, sibling.DelegationID()); !errors.Is(err, wallet.ErrUnknownDelegation) {
+		t.Fatalf("a child revoked its sibling: %v", err)
+	}
+	if err := child.Revoke(ctx, grandchild.DelegationID()); err != nil {
+		t.Fatalf("a child could not revoke its own child: %v", err)
+	}
+	if err := owner.Approve(ctx, pending.ID, "owner"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -186,11 +186,11 @@ func (w *Wallet) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, err := normalizeHost(req.URL.Host)
-	if err != nil {
-		return nil, &PolicyError{Rule: "host", Detail: err.Error(), Err: ErrHostNotAllowed}
+	r := &request{http: req, intent: IntentFrom(req.Context()), route: routeOf(req.URL, req.Method)}
+	if r.host, err = normalizeHost(req.URL.Host); err != nil {
+		r.host = strings.ToLower(req.URL.Hostname())
+		return nil, w.refuse(req.Context(), r, nil, &PolicyError{Rule: "host", Detail: err.Error(), Err: ErrHostNotAllowed})
 	}
-	r := &request{http: req, intent: IntentFrom(req.Context()), host: host, route: routeOf(req.URL, req.Method)}
 	return w.pay(r, body, offer)
 }
 
