@@ -30,7 +30,8 @@ const DefaultCapabilityTTL = time.Hour
 // presented token caps that shared count: a holder that used 3 of 10 and hands a sub-agent an
 // attenuation with "uses 5" leaves it 2. The holder may attenuate the token for a sub-agent
 // (narrower scope, earlier expiry, fewer uses); the paywall verifies attenuated tokens like the
-// original, and since caveats only add up, no attenuation can widen one.
+// original, and since caveats only add up, no attenuation can widen one. A use is taken when a
+// request is admitted on the token, whether or not the handler then succeeds.
 //
 // A token that is invalid (forged, expired, out of scope, used up, unknown caveat) is answered
 // with the route's ordinary 402, its error naming the reason (ReasonCapability…), so the buyer

@@ -269,6 +269,7 @@ func (p *Paywall) handle(w http.ResponseWriter, r *http.Request, rt *route, next
 			cause = err
 		} else {
 			quote = q
+			r = r.WithContext(context.WithValue(r.Context(), quoteKey{}, AcceptedQuote{ID: q.id, Amount: q.amount, Asset: q.asset, TaskSHA256: q.task}))
 		}
 	}
 	charge, err := p.price(r, rt, quote)

@@ -116,6 +116,26 @@ type sealedQuote struct {
 	asset   common.Address
 	expires time.Time
 	nonce   [32]byte
+	task    [32]byte
+}
+
+// AcceptedQuote is the quote a request is paid under.
+type AcceptedQuote struct {
+	ID     string
+	Amount evm.Amount
+	Asset  common.Address
+	// TaskSHA256 is the SHA-256 of the task the quote was made for; zero when none was given.
+	// The quote binds the method, path and price, not the body: a handler that prices by task
+	// checks that the request is the task quoted.
+	TaskSHA256 [32]byte
+}
+
+type quoteKey struct{}
+
+// PaidQuote returns the quote r presented, for the handler of a quotable route.
+func PaidQuote(r *http.Request) (AcceptedQuote, bool) {
+	q, ok := r.Context().Value(quoteKey{}).(AcceptedQuote)
+	return q, ok
 }
 
 func (p *Paywall) quoteKey(purpose string) []byte {
@@ -192,7 +212,13 @@ func (p *Paywall) openQuote(h string, rt *route, r *http.Request) (*sealedQuote,
 	if err != nil {
 		return nil, invalid("bad quoted asset")
 	}
-	return &sealedQuote{id: h, amount: amount, asset: asset, expires: expires, nonce: p.quoteNonce(&c)}, nil
+	q := &sealedQuote{id: h, amount: amount, asset: asset, expires: expires, nonce: p.quoteNonce(&c)}
+	if c.Task != "" {
+		if b, err := hex.DecodeString(c.Task); err == nil && len(b) == len(q.task) {
+			copy(q.task[:], b)
+		}
+	}
+	return q, nil
 }
 
 func hexNonce(n [32]byte) string { return "0x" + hex.EncodeToString(n[:]) }

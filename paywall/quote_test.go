@@ -3,11 +3,13 @@ package paywall_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,10 +79,19 @@ func TestQuotePaidOnceOnItsRoute(t *testing.T) {
 	}
 	sellerBefore := s.Balance(t, s.Seller.Address)
 
+	var accepted atomic.Pointer[paywall.AcceptedQuote]
+	s.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		if q, ok := paywall.PaidQuote(r); ok {
+			accepted.Store(&q)
+		}
+	})
 	sig := s.pay(t, s.Buyer.Key, q.Accepts[0], quoteNonce(t, q))
 	header := map[string]string{paywall.HeaderQuote: q.ID, x402.HeaderPaymentSignature: sig}
 	resp, body := s.do(t, "POST", "/translate", header)
 	requireStatus(t, resp, body, http.StatusOK, "")
+	if a := accepted.Load(); a == nil || a.ID != q.ID || a.TaskSHA256 != sha256.Sum256([]byte("a long novel")) || a.Amount.Cmp(evm.NewAmount(50_000)) != 0 {
+		t.Fatalf("the handler saw quote %+v", a)
+	}
 	want, _ := sellerBefore.Add(evm.NewAmount(50_000))
 	s.requireBalance(t, s.Seller.Address, want)
 
