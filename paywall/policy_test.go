@@ -12,8 +12,10 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/quidpay/quid/capability"
 	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/paywall"
+	"github.com/quidpay/quid/store"
 	"github.com/quidpay/quid/x402"
 )
 
@@ -202,5 +204,73 @@ func TestMinimumBalance(t *testing.T) {
 	requireStatus(t, resp, body, http.StatusServiceUnavailable, "")
 	if broken.runs.Load() != 0 {
 		t.Fatal("served without a balance check")
+	}
+}
+
+// brokenStore fails every call, as a database that went away would.
+type brokenStore struct{}
+
+var errStoreDown = errors.New("store down")
+
+func (brokenStore) Known(context.Context, common.Address) (bool, error)   { return false, errStoreDown }
+func (brokenStore) Blocked(context.Context, common.Address) (bool, error) { return false, errStoreDown }
+func (brokenStore) RecordPayment(context.Context, store.SellerPayment) error {
+	return errStoreDown
+}
+func (brokenStore) RecordRequest(context.Context, common.Address, time.Time) error {
+	return errStoreDown
+}
+func (brokenStore) RecordRefusal(context.Context, store.Refusal) error { return errStoreDown }
+func (brokenStore) AddSpend(context.Context, common.Address, time.Time, evm.Amount, evm.Amount) (bool, error) {
+	return false, errStoreDown
+}
+func (brokenStore) RefundSpend(context.Context, common.Address, time.Time, evm.Amount) error {
+	return errStoreDown
+}
+func (brokenStore) UseCapability(context.Context, [16]byte, uint64, time.Time) (bool, error) {
+	return false, errStoreDown
+}
+
+// When the seller's records, spend ledger or use counter cannot be reached, a request is
+// answered 503 before anything is settled or served; never served free, never a 500.
+func TestUnreachableSellerStoreIs503(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		set   func(*paywall.Config)
+		route paywall.Route
+		token bool
+	}{
+		{"records (blocklist)", func(c *paywall.Config) { c.Records = brokenStore{} }, paywall.Route{Method: "GET", Path: "/x", Price: "$0.01"}, false},
+		{"records (known buyers)", func(c *paywall.Config) { c.Records = brokenStore{} }, paywall.Route{Method: "GET", Path: "/x", Price: "$0.02", KnownPrice: "$0.01"}, false},
+		{"spend ledger", func(c *paywall.Config) { c.Spend = brokenStore{} },
+			paywall.Route{Method: "GET", Path: "/x", Price: "$0.01", Policy: &paywall.Policy{Spend: paywall.SpendLimit{Max: "$1", Window: time.Hour}}}, false},
+		{"capability uses", func(c *paywall.Config) { c.Uses = brokenStore{} },
+			paywall.Route{Method: "GET", Path: "/x", Price: "$0.01", Capability: &paywall.CapabilityPolicy{}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newShop(t, func(_ *shop, c *paywall.Config) { tc.set(c) }, tc.route)
+			header := map[string]string{paywall.HeaderPayer: s.Buyer.Address.Hex()}
+			if tc.token {
+				id, _ := capability.NewID()
+				token, err := capability.Keys{Secret: secret}.Mint(id, capability.Payer(s.Buyer.Address),
+					capability.Expires(time.Now().Add(time.Hour)), capability.Scope("GET /x"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				header = withToken(token)
+			} else {
+				req := s.Requirements(amountOf(x402.PaymentRequirements{Amount: "10000"}), s.Seller.Address)
+				header = paid(s.pay(t, s.Buyer.Key, req, nil))
+			}
+			before := s.Balance(t, s.Buyer.Address)
+			resp, body := s.do(t, "GET", "/x", header)
+			requireStatus(t, resp, body, http.StatusServiceUnavailable, "")
+			s.requireBalance(t, s.Buyer.Address, before)
+			if s.runs.Load() != 0 {
+				t.Fatal("served while the store was down")
+			}
+		})
 	}
 }
