@@ -3,12 +3,14 @@ package wallet
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/ethereum/go-ethereum/accounts/keystore"
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/google/uuid"
 )
@@ -131,4 +133,21 @@ func readPrivateFile(path, what string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("wallet: %s %s is larger than %d bytes", what, path, limit)
 	}
 	return data, nil
+}
+
+// KeystoreAddress returns the address a keystore file declares, without decrypting it: enough
+// to administer the wallet (budgets, approvals, journal) with no passphrase. The address is the
+// file's claim; only LoadKeystore proves it.
+func KeystoreAddress(path string) (common.Address, error) {
+	data, err := readPrivateFile(path, "keystore", maxKeystoreSize)
+	if err != nil {
+		return common.Address{}, err
+	}
+	var k struct {
+		Address string `json:"address"`
+	}
+	if json.Unmarshal(data, &k) != nil || !common.IsHexAddress(k.Address) {
+		return common.Address{}, fmt.Errorf("%w (%s): no address", ErrNotKeystore, path)
+	}
+	return common.HexToAddress(k.Address), nil
 }

@@ -217,3 +217,34 @@ func TestReadPassphraseFile(t *testing.T) {
 		})
 	}
 }
+
+func TestKeystoreAddress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key, _ := crypto.GenerateKey()
+	p := filepath.Join(dir, "k.json")
+	if err := wallet.WriteKeystore(p, key, []byte("pw"), keystoreTestScrypt); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	cases := []struct {
+		name string
+		path string
+		want common.Address
+		err  error
+	}{
+		{"read without the passphrase", p, crypto.PubkeyToAddress(key.PublicKey), nil},
+		{"the specification's vector has none", keystoreFile(t, dir, "spec.json", specKeystore, 0o600), common.Address{}, wallet.ErrNotKeystore},
+		{"group readable", keystoreFile(t, dir, "g.json", string(raw), 0o640), common.Address{}, wallet.ErrKeyFilePermissions},
+		{"not JSON", keystoreFile(t, dir, "x", "garbage", 0o600), common.Address{}, wallet.ErrNotKeystore},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := wallet.KeystoreAddress(tc.path)
+			if got != tc.want || (tc.err == nil) != (err == nil) || (tc.err != nil && !errors.Is(err, tc.err)) {
+				t.Fatalf("%s, %v", got.Hex(), err)
+			}
+		})
+	}
+}
