@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -363,11 +364,18 @@ func (p *Proxy) reverseProxy(u *url.URL, headers []Header) http.Handler {
 			}
 		},
 		Transport: p.opts.Transport,
-		// Write each chunk as it arrives, so server-sent events and chunked responses stream.
-		FlushInterval: -1,
+		// Left at 0: ReverseProxy already flushes every write of a response that is an event
+		// stream or has no Content-Length (chunked), so those stream; flushing each write of a
+		// response of known length too would only add a syscall per write.
+		FlushInterval: 0,
 		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			p.log.Warn("upstream failed", "host", u.Host, "path", r.URL.Path, "err", err)
+			// The transport's error quotes the whole URL, whose query is the buyer's business.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			p.log.Warn("upstream failed", "upstream", u.Host, "path", r.URL.Path, "err", err)
 			writeError(w, http.StatusBadGateway, "upstream unavailable")
 		},
 	}

@@ -110,7 +110,7 @@ func (s *served) write(t *testing.T, yaml string) {
 	}
 }
 
-func buyer(t *testing.T, env *quidtest.Env) *http.Client {
+func buyer(t testing.TB, env *quidtest.Env) *http.Client {
 	t.Helper()
 	w, err := wallet.New(wallet.Config{Key: env.Buyer.Key, Assets: evm.NewRegistry(env.Token), Max: "0.05"})
 	if err != nil {
@@ -371,7 +371,8 @@ func TestStreamingPassesThrough(t *testing.T) {
 	env := quidtest.NewEnv(t, quidtest.Options{})
 	release := make(chan struct{})
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
+		// An event stream, or any chunked response (no Content-Length).
+		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
 		io.WriteString(w, "data: first\n\n")
 		w.(http.Flusher).Flush()
 		select {
@@ -393,8 +394,9 @@ func TestStreamingPassesThrough(t *testing.T) {
 		client *http.Client
 		path   string
 	}{
-		{"free", http.DefaultClient, "/free-events"},
-		{"paid, settled before", buyer(t, env), "/paid-events"},
+		{"free", http.DefaultClient, "/free-events?type=text/event-stream"},
+		{"free, chunked", http.DefaultClient, "/free-events?type=application/x-ndjson"},
+		{"paid, settled before", buyer(t, env), "/paid-events?type=text/event-stream"},
 	}
 	for _, tc := range cases {
 		resp, err := tc.client.Do(request(t, http.MethodGet, p.srv.URL+tc.path))
@@ -412,7 +414,7 @@ func TestStreamingPassesThrough(t *testing.T) {
 		if string(rest) != "\ndata: second\n\n" {
 			t.Fatalf("%s: rest %q", tc.name, rest)
 		}
-		if tc.path == "/paid-events" {
+		if strings.HasPrefix(tc.path, "/paid-events") {
 			if st, ok := wallet.Settlement(resp); !ok || !st.Success {
 				t.Fatalf("paid stream not settled: %+v", st)
 			}
@@ -523,6 +525,18 @@ admin:
 		if resp, _ := admin("GET", "/routes", tok); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("token %q: %d, want 401", tok, resp.StatusCode)
 		}
+	}
+	// The same API on its own listener (admin.listen).
+	own := httptest.NewServer(p.Admin())
+	t.Cleanup(own.Close)
+	if resp, _ := get(t, http.DefaultClient, request(t, http.MethodGet, own.URL+"/revenue")); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("own listener without a token: %d", resp.StatusCode)
+	}
+	if resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, own.URL+"/revenue", "Authorization", "Bearer "+token)); resp.StatusCode != 200 {
+		t.Fatalf("own listener: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := admin("GET", "/payers?limit=0", token); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("limit=0: %d", resp.StatusCode)
 	}
 	resp, body := admin("GET", "/routes", token)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"name":"paid"`) || !strings.Contains(body, `"headers":["Authorization"]`) || strings.Contains(body, "never-shown") {
