@@ -8,5 +8,6 @@
 // not know makes the token invalid rather than being ignored.
 //
 // The package does no I/O: counting uses is the caller's job (an atomic counter per token id in
-// the store), with the limit Verify returns.
+// the store), with the limit Verify returns. That count is shared by a token and all its
+// attenuations, and the smallest uses caveat of the presented token caps it.
 package capability
