@@ -2,9 +2,12 @@ package proxy_test
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -203,5 +206,93 @@ routes:
 	// A route's own access section replaces the file's.
 	if resp, body := get(t, buyer(t, env), request(t, http.MethodGet, p.srv.URL+"/open")); resp.StatusCode != 200 {
 		t.Fatalf("route policy: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Prices from the file: a pricing hook prices each request (its failure is 503, never free),
+// known buyers pay known_price, and a quote binds a price to one request.
+func TestPricingFromFile(t *testing.T) {
+	t.Parallel()
+	env := quidtest.NewEnv(t, quidtest.Options{})
+	up := newUpstream(t, nil)
+	var hookDown atomic.Bool
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req paywall.PricingHookRequest
+		if hookDown.Load() || json.NewDecoder(r.Body).Decode(&req) != nil {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		// A price per path segment: /hooked/a/b costs two cents.
+		fmt.Fprintf(w, `{"price":"$0.0%d"}`, strings.Count(strings.TrimPrefix(req.Path, "/hooked"), "/"))
+	}))
+	t.Cleanup(hook.Close)
+	p := serve(t, env, head(env, up.URL)+fmt.Sprintf(`secret: ${QUID_SECRET}
+routes:
+  - path: /hooked/*
+    pricing_hook: %s
+  - path: /tiered
+    price: $0.02
+    known_price: $0.01
+  - path: /quoted
+    method: POST
+    price: $0.03
+    quotes: true
+`, hook.URL), map[string]string{"QUID_SECRET": secret})
+	amount := func(resp *http.Response) string {
+		t.Helper()
+		pr, err := x402.DecodePaymentRequired(resp.Header.Get(x402.HeaderPaymentRequired))
+		if err != nil {
+			t.Fatalf("status %d, no terms: %v", resp.StatusCode, err)
+		}
+		return pr.Accepts[0].Amount
+	}
+
+	resp, _ := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/hooked/a/b"))
+	if got := amount(resp); got != "20000" {
+		t.Fatalf("hooked price %s, want 20000", got)
+	}
+	hookDown.Store(true)
+	if resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/hooked/a")); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("pricing hook down: %d %s", resp.StatusCode, body)
+	}
+	if up.hits.Load() != 0 {
+		t.Fatal("upstream reached without a price")
+	}
+
+	// Unknown until it has paid once.
+	hint := []string{paywall.HeaderPayer, env.Buyer.Address.Hex()}
+	resp, _ = get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/tiered", hint...))
+	if got := amount(resp); got != "20000" {
+		t.Fatalf("unknown buyer's price %s", got)
+	}
+	if resp, body := get(t, buyer(t, env), request(t, http.MethodGet, p.srv.URL+"/tiered")); resp.StatusCode != 200 {
+		t.Fatalf("paying: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/tiered", hint...))
+	if got := amount(resp); got != "10000" {
+		t.Fatalf("known buyer's price %s, want 10000", got)
+	}
+
+	// A quote, paid with the nonce it names.
+	qreq := request(t, http.MethodPost, p.srv.URL+paywall.QuotePath, "Content-Type", "application/json")
+	qreq.Body = io.NopCloser(strings.NewReader(`{"method":"POST","path":"/quoted","task":"summarise"}`))
+	resp, body := get(t, http.DefaultClient, qreq)
+	var q paywall.Quote
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &q) != nil || q.Price != "30000" || len(q.Accepts) == 0 {
+		t.Fatalf("quote: %d %s", resp.StatusCode, body)
+	}
+	auth := quidtest.Authorization(t, env.Buyer.Key, q.Accepts[0])
+	nonce, err := hex.DecodeString(strings.TrimPrefix(q.Nonce, "0x"))
+	if err != nil || len(nonce) != 32 {
+		t.Fatalf("quote nonce %q", q.Nonce)
+	}
+	copy(auth.Nonce[:], nonce)
+	header := quidtest.Header(t, quidtest.Payload(t, env.Buyer.Key, env.Token.Domain(), auth, q.Accepts[0]))
+	resp, body = get(t, http.DefaultClient, request(t, http.MethodPost, p.srv.URL+"/quoted", x402.HeaderPaymentSignature, header, paywall.HeaderQuote, q.ID))
+	if resp.StatusCode != 200 {
+		t.Fatalf("paying the quote: %d %s", resp.StatusCode, body)
+	}
+	if seen := up.last(t); seen.Header.Get(paywall.HeaderQuote) != "" {
+		t.Fatal("quote header forwarded upstream")
 	}
 }

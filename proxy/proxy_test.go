@@ -427,9 +427,28 @@ func TestStreamingPassesThrough(t *testing.T) {
 func TestReloadUnderLoad(t *testing.T) {
 	t.Parallel()
 	env := quidtest.NewEnv(t, quidtest.Options{})
-	up := newUpstream(t, nil)
-	base := head(env, up.URL) + "routes:\n  - path: /a\n    free: true\n    headers: {X-Route: one}\n"
+	slow := make(chan struct{})
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-slow
+		}
+		fmt.Fprintf(w, `{"path":%q,"route":%q}`, r.URL.Path, r.Header.Get("X-Route"))
+	})
+	base := head(env, up.URL) + "routes:\n  - path: /a\n    free: true\n    headers: {X-Route: one}\n  - path: /slow\n    free: true\n    headers: {X-Route: one}\n"
 	p := serve(t, env, base, nil)
+
+	// A request in flight across the reload finishes on the configuration it started with.
+	inFlight := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(p.srv.URL + "/slow")
+		if err != nil {
+			inFlight <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		inFlight <- fmt.Sprint(resp.StatusCode, " ", string(b))
+	}()
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -472,9 +491,23 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	waitFor("traffic", func() bool { return requests.Load() > 20 })
 
-	p.write(t, strings.Replace(base, "X-Route: one", "X-Route: two", 1)+"  - path: /b\n    free: true\n")
+	waitFor("the slow request to reach the upstream", func() bool {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		for _, r := range up.seen {
+			if r.URL.Path == "/slow" {
+				return true
+			}
+		}
+		return false
+	})
+	p.write(t, strings.ReplaceAll(base, "X-Route: one", "X-Route: two")+"  - path: /b\n    free: true\n")
 	if err := p.Reload(); err != nil {
 		t.Fatal(err)
+	}
+	close(slow)
+	if got := <-inFlight; got != `200 {"path":"/slow","route":"one"}` {
+		t.Fatalf("request in flight across the reload: %s", got)
 	}
 	if resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/a")); resp.StatusCode != 200 || !strings.Contains(body, `"route":"two"`) {
 		t.Fatalf("after a good reload: %d %s", resp.StatusCode, body)
@@ -485,7 +518,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	p.write(t, base+"  - path: /b\n    price: $0.0000001\n")
 	err := p.Reload()
 	var errs proxy.ConfigErrors
-	if err == nil || !strings.Contains(err.Error(), p.file+":10: routes[1].price") || !errors.As(err, &errs) {
+	if err == nil || !strings.Contains(err.Error(), p.file+":13: routes[2].price") || !errors.As(err, &errs) {
 		t.Fatalf("broken reload: %v", err)
 	}
 	if resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/b")); resp.StatusCode != 200 {
