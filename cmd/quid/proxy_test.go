@@ -15,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/internal/quidtest"
+	"github.com/quidpay/quid/wallet"
 )
 
 func writeConfig(t *testing.T, path, yaml string) {
@@ -143,5 +147,37 @@ func TestProxyReloadsOnSIGHUP(t *testing.T) {
 	waitOutput(&errOut, regexp.MustCompile(`configuration not reloaded.*quid.yaml:12: routes\[1\]\.price`))
 	if code, body := fetch("/a"); code != 200 || body != "upstream /a two" {
 		t.Fatalf("after a broken reload: %d %q", code, body)
+	}
+}
+
+// quid proxy --dev settles on a chain of its own: the devnet's buyer account pays through it.
+func TestProxyDevSettlesOnItsOwnChain(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "paid content") }))
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "quid.yaml")
+	writeConfig(t, file, fmt.Sprintf("listen: 127.0.0.1:%d\nupstream: %s\nchain_id: 31337\npay_to: 0x70997970C51812dc3A010C7d01b50e0d17dc79C8\nstore: %s\nroutes:\n  - path: /r\n    price: $0.01\n",
+		freePort(t), up.URL, filepath.Join(dir, "quid.db")))
+	out := startCommand(t, regexp.MustCompile(`quid proxy on http://[0-9.:]+`), "proxy", "--config", file, "--dev")
+	base := regexp.MustCompile(`quid proxy on (http://[0-9.:]+)`).FindStringSubmatch(out)[1]
+
+	// The devnet's account 2, a public test key.
+	key, err := crypto.HexToECDSA("5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wallet.New(wallet.Config{Key: key, Assets: evm.NewRegistry(evm.DevToken(31337)), Max: "0.01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := w.Client().Get(base + "/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if st, ok := wallet.Settlement(resp); resp.StatusCode != 200 || string(body) != "paid content" || !ok || !st.Success {
+		t.Fatalf("%d %q %+v", resp.StatusCode, body, st)
 	}
 }
