@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -257,6 +258,12 @@ func paywallRoute(rt *Route) paywall.Route {
 // ServeHTTP serves r with the current configuration.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in := p.cur.Load()
+	if !canonical(r.URL.Path) {
+		// "/free/../paid" would match the free route here and be served the paid one by an
+		// upstream that cleans paths.
+		writeError(w, http.StatusBadRequest, "path not in canonical form (no //, . or .. segments)")
+		return
+	}
 	if in.admin != nil && in.cfg.Admin.Path != "" {
 		if rest, ok := strings.CutPrefix(r.URL.Path, in.cfg.Admin.Path); ok && (rest == "" || rest[0] == '/') {
 			http.StripPrefix(in.cfg.Admin.Path, in.admin).ServeHTTP(w, r)
@@ -330,6 +337,16 @@ func (rt *Route) matches(host, method, path string) bool {
 		return strings.HasSuffix(host, rt.Host[1:]) && len(host) > len(rt.Host)-1
 	}
 	return host == rt.Host
+}
+
+// canonical reports whether p is an absolute path without empty, "." or ".." segments (a
+// trailing slash is allowed).
+func canonical(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	return c == p || c+"/" == p
 }
 
 // requestHost is r's Host, lower-cased and without its port.

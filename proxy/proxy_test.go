@@ -250,6 +250,12 @@ func TestRouteMatching(t *testing.T) {
 		{"GET", "x", "/apix", 404, ""},
 		{"GET", "x", "/paid", 402, ""},
 		{"GET", "x", "/nowhere", 404, ""},
+		{"GET", "x", "/api/../paid", 400, ""},
+		{"GET", "x", "/api/%2e%2e/paid", 400, ""},
+		{"GET", "x", "/api/.%2E/paid", 400, ""},
+		{"GET", "x", "/api/%2E%2E%2Fpaid", 400, ""},
+		{"GET", "x", "//api/v1", 400, ""},
+		{"GET", "x", "/api/./v1", 400, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.host+tc.path, func(t *testing.T) {
