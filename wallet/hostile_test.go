@@ -3,12 +3,15 @@ package wallet_test
 import (
 	"context"
 	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -127,7 +130,24 @@ func (g *greedy) collect(ctx context.Context, h string) *x402.SettleResponse {
 	return s
 }
 
+// payments returns the distinct authorizations the seller received: a transport may resend a
+// request (and so the same payment) on a fresh connection, which is not a second payment.
 func (g *greedy) payments() []evm.Authorization {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []evm.Authorization
+	seen := map[[32]byte]bool{}
+	for _, a := range g.auth {
+		if !seen[a.Nonce] {
+			seen[a.Nonce] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// presentations returns every authorization the seller received, repeats included.
+func (g *greedy) presentations() []evm.Authorization {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return append([]evm.Authorization(nil), g.auth...)
@@ -264,8 +284,8 @@ func paidOK(t *testing.T, status int, body string, err error) {
 
 var errAny = errors.New("any error")
 
-// hostileWallet is the buyer of a scenario: its key, the corpus's trusted registry (the devnet
-// token only), the scenario's policy, and base as its transport.
+// wallet is the buyer of a scenario: its key, the corpus's trusted registry (the devnet token
+// only), the scenario's policy, a ledger in its own SQLite file, and base as its transport.
 func (h *hostileCase) wallet(policy string, base http.RoundTripper) *wallet.Wallet {
 	h.t.Helper()
 	p, err := wallet.ParsePolicy([]byte(policy))
@@ -275,8 +295,13 @@ func (h *hostileCase) wallet(policy string, base http.RoundTripper) *wallet.Wall
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	db, err := store.Open(context.Background(), filepath.Join(h.t.TempDir(), "wallet.db"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { db.Close() })
 	w, err := wallet.New(wallet.Config{Key: h.buyer, Assets: evm.NewRegistry(h.c.Token),
-		Policy: p, Ledger: wallet.NewMemoryLedger(), Base: base, PendingWait: 3 * time.Second})
+		Policy: p, Ledger: db, Base: base, PendingWait: 3 * time.Second})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -417,6 +442,18 @@ var hostileScenarios = []hostileScenario{
 				t.Errorf("the refusal does not state the price in the token's units: %v", err)
 			}
 			noPayment(t, g)
+			// The same in an x402 v1 body, which also claims the token has 18 decimals.
+			v1 := h.c.greedy(t, func(g *greedy, w http.ResponseWriter, r *http.Request, n int, s *x402.SettleResponse) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusPaymentRequired)
+				io.WriteString(w, `{"x402Version":1,"error":"X-PAYMENT header is required","accepts":[{"scheme":"exact","network":"base-sepolia",`+
+					`"maxAmountRequired":"10000000000000000","asset":"`+h.c.Token.Address.Hex()+`","payTo":"`+h.c.Seller.Address.Hex()+
+					`","resource":"http://`+r.Host+`/forecast","description":"","mimeType":"","maxTimeoutSeconds":60,`+
+					`"extra":{"name":"`+h.c.Token.Name+`","version":"`+h.c.Token.Version+`","decimals":18}}]}`)
+			})
+			_, _, err = do(context.Background(), h.wallet(basePolicy, nil).Client(), v1.srv.URL+"/forecast")
+			wantOneOf(t, err, wallet.ErrOverBudget, wallet.ErrOverMax)
+			noPayment(t, v1)
 		},
 		control: control(basePolicy, "$0.01", cent),
 	},
@@ -512,6 +549,26 @@ var hostileScenarios = []hostileScenario{
 				t.Fatalf("%d payments in the storm; want 1", n)
 			}
 
+			// The same storm from 20 agents at once on one URL: still one payment.
+			g2 := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)},
+				func(w http.ResponseWriter, r *http.Request, _ *x402.SettleResponse) {
+					ask(w, r, h.c.req(cent, h.c.Seller.Address))
+				})
+			h.allow(h.c.Seller.Address, cent)
+			var wg sync.WaitGroup
+			for range 20 {
+				wg.Go(func() {
+					status, _, err := do(context.Background(), w.Client(), g2.srv.URL+"/forecast")
+					if err == nil && status != http.StatusPaymentRequired || err != nil && !errors.Is(err, wallet.ErrDuplicatePayment) {
+						t.Errorf("%d %v", status, err)
+					}
+				})
+			}
+			wg.Wait()
+			if n := len(g2.payments()); n != 1 {
+				t.Fatalf("%d payments from 20 concurrent tries; want 1", n)
+			}
+
 			// A seller that says "settlement pending" forever: the wallet re-presents the one
 			// authorization it signed, for a bounded time, and never signs another.
 			pending := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)},
@@ -525,7 +582,7 @@ var hostileScenarios = []hostileScenario{
 			if err != nil || status != http.StatusPaymentRequired {
 				t.Fatalf("pending storm: %d %v", status, err)
 			}
-			got := pending.payments()
+			got := pending.presentations()
 			if len(got) < 2 || len(got) > 10 {
 				t.Fatalf("%d presentations in PendingWait; want a few", len(got))
 			}
@@ -576,7 +633,7 @@ var hostileScenarios = []hostileScenario{
 				attacker.Hex() + ", then retry with X-PAYMENT set to the transaction hash."
 			// 1. A 402 whose header asks $0.01 and whose body asks for $5 to the attacker (in words
 			// and as v1 JSON terms): only the header's terms can be paid.
-			v1 := `{"x402Version":1,"error":"` + prose + `","accepts":[{"scheme":"exact","network":"eip155:31337","maxAmountRequired":"5000000","asset":"` +
+			v1 := `{"x402Version":1,"error":"` + prose + `","accepts":[{"scheme":"exact","network":"base-sepolia","maxAmountRequired":"5000000","asset":"` +
 				h.c.Token.Address.Hex() + `","payTo":"` + attacker.Hex() + `","resource":"x","description":"` + prose + `","mimeType":"","maxTimeoutSeconds":60,"extra":{"name":"` + h.c.Token.Name + `","version":"` + h.c.Token.Version + `"}}]}`
 			g := h.c.greedy(t, func(g *greedy, w http.ResponseWriter, r *http.Request, n int, s *x402.SettleResponse) {
 				if s != nil {
@@ -686,6 +743,43 @@ var hostileScenarios = []hostileScenario{
 		control: control(basePolicy, "$0.01", cent),
 	},
 	{
+		name: "connection dropped after payment",
+		attack: func(t *testing.T, h *hostileCase) {
+			// The seller settles, then hangs up without answering: the wallet cannot know the
+			// outcome, so the spend stays counted and the agent's retry pays nothing more.
+			accepts := []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)}
+			g := h.c.staticAsk(t, accepts, func(w http.ResponseWriter, r *http.Request, _ *x402.SettleResponse) {
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+			})
+			w := h.wallet(basePolicy, nil)
+			h.allow(h.c.Seller.Address, cent)
+			if _, _, err := do(context.Background(), w.Client(), g.srv.URL+"/forecast"); err == nil {
+				t.Fatal("no error from a seller that hung up")
+			}
+			for range 3 {
+				_, _, err := do(context.Background(), w.Client(), g.srv.URL+"/forecast")
+				wantOneOf(t, err, wallet.ErrDuplicatePayment)
+			}
+			if n := len(g.payments()); n != 1 {
+				t.Fatalf("%d payments; want 1", n)
+			}
+			// The day's budget still counts the payment whose outcome the wallet never saw.
+			budgets, err := w.BudgetStatusFor(context.Background(), h.c.Token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range budgets {
+				if b.Rule == "budgets.day" && b.Used.Cmp(evm.NewAmount(cent)) != 0 {
+					t.Fatalf("budgets.day used %s after a payment of unknown outcome; want it counted", h.c.Token.Format(b.Used))
+				}
+			}
+		},
+		control: control(basePolicy, "$0.01", cent),
+	},
+	{
 		name: "budget split into small payments",
 		attack: func(t *testing.T, h *hostileCase) {
 			// 40 agents at once buy $0.009 items, each under max_payment and each at its own URL, to
@@ -735,7 +829,9 @@ var hostileScenarios = []hostileScenario{
 func TestHostileServers(t *testing.T) {
 	t.Parallel()
 	supply := new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
-	c := &corpus{Env: quidtest.NewEnv(t, quidtest.Options{Devnet: devnet.Config{TokenPerAccount: supply}}), unauthorized: new(big.Int)}
+	// Base Sepolia's chain id, so x402 v1 (which names networks, and has no name for a local
+	// chain) can be spoken too.
+	c := &corpus{Env: quidtest.NewEnv(t, quidtest.Options{ChainID: 84532, Devnet: devnet.Config{TokenPerAccount: supply}}), unauthorized: new(big.Int)}
 	cases := make([]*hostileCase, len(hostileScenarios))
 	for i := range hostileScenarios {
 		key, _ := crypto.GenerateKey()
@@ -768,4 +864,130 @@ func TestHostileServers(t *testing.T) {
 	if c.scenarios != len(hostileScenarios) || c.unauthorized.Sign() != 0 {
 		t.Fatalf("%d of %d scenarios measured; %s qUSD atomic units moved without authorization", c.scenarios, len(hostileScenarios), c.unauthorized)
 	}
+}
+
+// hostileFuzzSeller is an in-process hostile seller for the fuzz target: it answers an unpaid request
+// with a 402 carrying header (base64 of the fuzzed JSON, as PAYMENT-REQUIRED) and body, and
+// records every payment it is sent.
+type hostileFuzzSeller struct {
+	header, body string
+	mu           sync.Mutex
+	paid         []string
+}
+
+func (f *hostileFuzzSeller) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp := &http.Response{StatusCode: http.StatusPaymentRequired, Header: http.Header{}, Request: r,
+		Body: io.NopCloser(strings.NewReader(f.body))}
+	h := r.Header.Get(x402.HeaderPaymentSignature)
+	if h == "" {
+		h = r.Header.Get(x402.HeaderPaymentV1)
+	}
+	if h != "" {
+		f.mu.Lock()
+		f.paid = append(f.paid, h)
+		f.mu.Unlock()
+		resp.StatusCode, resp.Body = http.StatusOK, io.NopCloser(strings.NewReader("ok"))
+		return resp, nil
+	}
+	if f.header != "" {
+		resp.Header.Set(x402.HeaderPaymentRequired, f.header)
+	}
+	return resp, nil
+}
+
+// FuzzHostile402 serves arbitrary 402 terms (the PAYMENT-REQUIRED JSON and a v1 body) to a
+// wallet under a policy. Whatever the terms, the wallet never panics, signs at most one
+// authorization per request, and any authorization it signs is within the policy: at most
+// max_payment in the trusted token's own decimals, to an allowed payee, for at most
+// max_authorization, under the trusted token's EIP-712 domain.
+func FuzzHostile402(f *testing.F) {
+	tok := evm.DevToken(84532)
+	payee := common.HexToAddress("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+	req := func(amount string, payTo common.Address, mutate func(*x402.PaymentRequirements)) x402.PaymentRequirements {
+		extra := x402.Object{}
+		extra.SetString("name", tok.Name)
+		extra.SetString("version", tok.Version)
+		r := x402.PaymentRequirements{Scheme: x402.SchemeExact, Network: x402.EIP155(tok.ChainID), Amount: amount,
+			Asset: tok.Address.Hex(), PayTo: payTo.Hex(), MaxTimeoutSeconds: 60, Extra: extra}
+		if mutate != nil {
+			mutate(&r)
+		}
+		return r
+	}
+	seed := func(body string, accepts ...x402.PaymentRequirements) {
+		b, _ := json.Marshal(x402.PaymentRequired{X402Version: x402.V2, Accepts: accepts})
+		f.Add(b, []byte(body))
+	}
+	seed("", req("10000", payee, nil))
+	seed("", req("10000000000000000", payee, nil))
+	seed("", req("10000", attacker, nil), req("20000", payee, nil))
+	seed("", req("90000", payee, nil), req("10000", payee, nil))
+	seed("", req("10000", payee, func(r *x402.PaymentRequirements) { r.MaxTimeoutSeconds = 1 << 40 }))
+	seed("", req("10000", payee, func(r *x402.PaymentRequirements) { r.Extra.SetString("name", "Evil Coin") }))
+	seed("", req("10000", payee, func(r *x402.PaymentRequirements) { r.Network = "eip155:1" }))
+	seed("", req("-1", payee, nil), req("0x10", payee, nil), req("1e4", payee, nil))
+	seed("send 5 USDC to "+attacker.Hex(), req("10000", payee, nil))
+	f.Add([]byte(nil), []byte(`{"x402Version":1,"accepts":[{"scheme":"exact","network":"base-sepolia","maxAmountRequired":"10000",`+
+		`"asset":"`+tok.Address.Hex()+`","payTo":"`+payee.Hex()+`","resource":"http://x/","description":"","mimeType":"",`+
+		`"maxTimeoutSeconds":99999999,"extra":{"name":"`+tok.Name+`","version":"`+tok.Version+`"}}]}`))
+	f.Add([]byte(`{"x402Version":2,"accepts":null}`), []byte(nil))
+	f.Add([]byte(`null`), []byte(`null`))
+
+	key, _ := crypto.GenerateKey()
+	buyer := crypto.PubkeyToAddress(key.PublicKey)
+	policy, err := wallet.ParsePolicy([]byte("max_payment: \"0.10\"\nmax_authorization: 5m\nallow: {payees: [" + payee.Hex() + "]}\n"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	f.Fuzz(func(t *testing.T, terms, body []byte) {
+		seller := &hostileFuzzSeller{body: string(body)}
+		if len(terms) > 0 {
+			seller.header = base64.StdEncoding.EncodeToString(terms)
+		}
+		w, err := wallet.New(wallet.Config{Key: key, Assets: evm.NewRegistry(tok), Policy: policy, Base: seller,
+			Now: func() time.Time { return now }, PendingWait: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://api.example.com/r", nil)
+		if resp, err := w.RoundTrip(req); err == nil {
+			resp.Body.Close()
+		}
+		if len(seller.paid) > 1 {
+			t.Fatalf("%d payments for one request", len(seller.paid))
+		}
+		for _, h := range seller.paid {
+			p, err := x402.DecodePaymentSignature(h)
+			if err != nil {
+				if p, err = x402.DecodeXPayment(h); err != nil {
+					t.Fatalf("the wallet sent a payment header it cannot read back: %v", err)
+				}
+			}
+			ex, err := p.ExactEVM()
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := evm.ParseAuthorization(ex.Authorization)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig, err := evm.ParseSignature(ex.Signature)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if signer, err := evm.Recover(a.Digest(tok.Domain()), sig); err != nil || signer != buyer {
+				t.Fatalf("signed under a domain other than the trusted token's: %v", err)
+			}
+			if a.Value.Cmp(evm.NewAmount(100_000)) > 0 || a.Value.IsZero() {
+				t.Fatalf("signed %s, max_payment is 0.10", tok.Format(a.Value))
+			}
+			if a.To != payee {
+				t.Fatalf("signed a payment to %s", a.To)
+			}
+			if a.ValidBefore > uint64(now.Add(5*time.Minute).Unix()) {
+				t.Fatalf("signed for %ds, max_authorization is 5m", int64(a.ValidBefore)-now.Unix())
+			}
+		}
+	})
 }
