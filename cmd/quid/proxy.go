@@ -60,6 +60,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	switch {
 	case *dev:
+		if _, ok := evm.DefaultRegistry().USD(cfg.ChainID); ok {
+			// "$" prices would name the real USDC of that chain, which the local chain lacks.
+			fmt.Fprintf(stderr, "%s: chain_id %d is a public chain; --dev runs a local one (use %d)\n", cfg.File, cfg.ChainID, devnet.DefaultChainID)
+			return errConfig
+		}
 		chain, err := devnet.Start(devnet.Config{ChainID: cfg.ChainID})
 		if err != nil {
 			return fmt.Errorf("starting the local chain: %w", err)
