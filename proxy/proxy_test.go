@@ -305,11 +305,18 @@ func TestUpstreamFailureAfterPaymentIsNotCharged(t *testing.T) {
   - path: /unreachable
     price: $0.01
     upstream: %s
+  - path: /fails-streaming
+    price: $0.01
+    settle: commit
 `, dead.URL), nil)
 	before := env.Balance(t, env.Buyer.Address)
+	resp, body := get(t, buyer(t, env), request(t, http.MethodGet, p.srv.URL+"/fails-streaming"))
+	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get(x402.HeaderPaymentResponse) != "" {
+		t.Fatalf("settle at commit, upstream 500: %d %q", resp.StatusCode, body)
+	}
 
 	header := signed(t, env, p.srv.URL+"/fails")
-	resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/fails", x402.HeaderPaymentSignature, header))
+	resp, body = get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/fails", x402.HeaderPaymentSignature, header))
 	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get(x402.HeaderPaymentResponse) != "" {
 		t.Fatalf("got %d %q, want the upstream's 500 and no settlement", resp.StatusCode, body)
 	}
