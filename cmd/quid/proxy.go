@@ -121,15 +121,16 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		listeners = append(listeners, aln)
 		fmt.Fprintf(stdout, "admin API on http://%s\n", aln.Addr())
 	}
+	// Caught before the address is announced: a SIGHUP's default action ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
 	fmt.Fprintf(stdout, "quid proxy on http://%s, %d routes from %s\n", ln.Addr(), len(cfg.Routes), cfg.File)
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
