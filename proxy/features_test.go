@@ -296,3 +296,46 @@ routes:
 		t.Fatal("quote header forwarded upstream")
 	}
 }
+
+// A spend limit from the file holds under concurrency: one payer sending many payments at once
+// gets exactly what the limit allows, and pays for nothing more.
+func TestSpendLimitUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	env := quidtest.NewEnv(t, quidtest.Options{})
+	up := newUpstream(t, nil)
+	p := serve(t, env, head(env, up.URL)+"access:\n  spend: {max: $0.03, window: 24h}\nroutes:\n  - path: /r\n    price: $0.01\n", nil)
+	headers := make([]string, 10)
+	for i := range headers {
+		headers[i] = signed(t, env, p.srv.URL+"/r")
+	}
+	before := env.Balance(t, env.Buyer.Address)
+	var served, refused atomic.Int64
+	var wg sync.WaitGroup
+	for _, h := range headers {
+		wg.Go(func() {
+			resp, err := http.DefaultClient.Do(request(t, http.MethodGet, p.srv.URL+"/r", x402.HeaderPaymentSignature, h))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				served.Add(1)
+			case http.StatusForbidden:
+				refused.Add(1)
+			default:
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if served.Load() != 3 || refused.Load() != 7 {
+		t.Fatalf("served %d, refused %d; want 3 and 7", served.Load(), refused.Load())
+	}
+	want, _ := before.Sub(evm.NewAmount(3 * price))
+	if got := env.Balance(t, env.Buyer.Address); got.Cmp(want) != 0 {
+		t.Fatalf("buyer balance %s, want %s", got, want)
+	}
+}
