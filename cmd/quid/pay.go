@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -238,6 +239,7 @@ func runPay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	expect := fs.String("expect-price", "", "pay only if the 402 asks at most this amount (the advertised price)")
 	approval := fs.String("approval", "", "retry a payment that waited for approval, with its id")
 	again := fs.Bool("again", false, "pay even though this request was paid within the policy's duplicate window")
+	pendingWait := fs.Duration("pending-wait", 20*time.Second, "how long to keep presenting a payment whose settlement the seller reports pending")
 	wf := addWalletFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: quid pay URL --max AMOUNT (--key-file F | --keystore F) [--policy F] [--store DSN]
@@ -265,7 +267,7 @@ message says how to approve, then retry with --approval ID); 4 refused by the po
 		return errUsage
 	}
 	w, err := wf.open(ctx, true, stderr, wallet.Config{
-		Max: *max,
+		Max: *max, PendingWait: *pendingWait,
 		OnPayment: func(p wallet.Payment) {
 			if p.Settled {
 				fmt.Fprintf(stderr, "paid %s to %s on %s, transaction %s\n", p.Asset.Format(p.Amount), p.PayTo.Hex(), p.Network, p.Transaction)

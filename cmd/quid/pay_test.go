@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/crypto"
@@ -57,7 +59,11 @@ var wcliRoutes = map[string]string{"/weather": "$0.01", "/quote": "$0.005", "/re
 
 func newWcliEnv(t *testing.T, policy string) *wcliEnv {
 	t.Helper()
-	env := quidtest.NewEnv(t, quidtest.Options{})
+	return newWcliEnvOn(t, policy, quidtest.NewEnv(t, quidtest.Options{}))
+}
+
+func newWcliEnvOn(t *testing.T, policy string, env *quidtest.Env) *wcliEnv {
+	t.Helper()
 	mux := http.NewServeMux()
 	pw, err := paywall.New(paywall.Config{Facilitator: env.Facilitator, ChainID: env.Chain.ChainID(), PayTo: env.Seller.Address,
 		Assets: evm.NewRegistry(env.Token)})
@@ -370,5 +376,83 @@ func TestPassphraseSources(t *testing.T) {
 				t.Fatalf("%q, %v", got, err)
 			}
 		})
+	}
+}
+
+// TestPayCommandConcurrentAgentsShareOneBudget runs 10 quid pay at once on one store, each with
+// its own connection as separate processes would have: exactly the budget's worth is paid.
+func TestPayCommandConcurrentAgentsShareOneBudget(t *testing.T) {
+	t.Parallel()
+	e := newWcliEnv(t, "max_payment: \"0.01\"\nbudgets: {hour: \"0.05\"}\n")
+	before := e.Balance(t, e.Buyer.Address)
+	results := make([]wcliResult, 10)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i] = e.pay(t, fmt.Sprintf("/weather?agent=%d", i), "--task", fmt.Sprint(i)) })
+	}
+	wg.Wait()
+	paid, refused := 0, 0
+	for _, r := range results {
+		switch {
+		case r.code == 0:
+			paid++
+		case r.code == exitRefused && strings.Contains(r.stderr, "budgets.hour"):
+			refused++
+		default:
+			t.Errorf("unexpected: %v", r)
+		}
+	}
+	if paid != 5 || refused != 5 {
+		t.Fatalf("%d paid, %d refused; want 5 and 5", paid, refused)
+	}
+	want, _ := before.Sub(evm.NewAmount(50_000))
+	if after := e.Balance(t, e.Buyer.Address); after.Cmp(want) != 0 {
+		t.Fatalf("buyer balance %s, want %s", after, want)
+	}
+}
+
+// TestPayCommandFailureMidway breaks the seller's chain at the moment of settlement. A
+// broadcast lost in transit is collected by presenting the same payment again: paid once. A
+// chain that stays down leaves the payment's outcome unknown: the command fails, the spend stays
+// counted (the authorization could still be settled), and a retry pays only on purpose.
+func TestPayCommandFailureMidway(t *testing.T) {
+	t.Parallel()
+	env, faults := quidtest.NewFaultyEnv(t, quidtest.Options{})
+	e := newWcliEnvOn(t, "max_payment: \"0.01\"\nbudgets: {hour: \"0.05\"}\nmax_authorization: 2m\n", env)
+	before := e.Balance(t, e.Buyer.Address)
+
+	faults.Set(quidtest.SendTransaction, quidtest.Fault{Err: quidtest.TimeoutError(), After: true, Times: 1})
+	r := e.pay(t, "/weather", "--pending-wait", "30s", "--purpose", "answer lost")
+	if r.code != 0 || strings.Count(r.stderr, "paid 0.01 qUSD") != 1 {
+		t.Fatal(r)
+	}
+	want, _ := before.Sub(evm.NewAmount(10_000))
+	if after := e.Balance(t, e.Buyer.Address); after.Cmp(want) != 0 {
+		t.Fatalf("after a lost broadcast answer: balance %s, want %s", after, want)
+	}
+
+	faults.FailAll(quidtest.TransportError())
+	r = e.pay(t, "/quote", "--pending-wait", "1s", "--purpose", "chain down")
+	if r.code == 0 {
+		t.Fatalf("served while the chain was down: %v", r)
+	}
+	faults.Heal()
+	if r := e.pay(t, "/quote", "--purpose", "chain back"); r.code != exitRefused || !strings.Contains(r.stderr, "--again") {
+		t.Fatalf("a payment of unknown outcome was made again without --again: %v", r)
+	}
+	r = e.pay(t, "/quote", "--again", "--purpose", "chain back")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	want, _ = want.Sub(evm.NewAmount(5_000))
+	if after := e.Balance(t, e.Buyer.Address); after.Cmp(want) != 0 {
+		t.Fatalf("balance %s, want %s", after, want)
+	}
+	var kinds []string
+	for _, en := range e.journal(t) {
+		kinds = append(kinds, en.Kind)
+	}
+	if !slices.Contains(kinds, store.KindUnknown) && !slices.Contains(kinds, store.KindFailed) {
+		t.Fatalf("the unsettled payment is not journaled: %v", kinds)
 	}
 }
