@@ -409,6 +409,15 @@ func TestPayCommandConcurrentAgentsShareOneBudget(t *testing.T) {
 	if after := e.Balance(t, e.Buyer.Address); after.Cmp(want) != 0 {
 		t.Fatalf("buyer balance %s, want %s", after, want)
 	}
+	// The payment that took the budget past 80% raised an alert, once; quid wallet shows it.
+	alerts := 0
+	for _, r := range results {
+		alerts += strings.Count(r.stderr, "alert: budgets.hour")
+	}
+	r := e.quid(t, "wallet", "--address", e.address, "--store", e.store, "--policy", e.policy, "--rpc", "")
+	if alerts != 1 || r.code != 0 || !strings.Contains(r.stdout, "recent alerts") || !strings.Contains(r.stdout, "budgets.hour (wallet) at 0.04 qUSD of 0.05 qUSD") {
+		t.Fatalf("%d alerts printed; %v", alerts, r)
+	}
 }
 
 // TestPayCommandFailureMidway breaks the seller's chain at the moment of settlement. A

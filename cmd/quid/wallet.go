@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/store"
 	"github.com/quidpay/quid/wallet"
 )
 
@@ -103,6 +104,17 @@ payments. A keystore's address is read without its passphrase.`)
 			where += " --store " + *wf.store
 		}
 		fmt.Fprintf(stdout, "  decide with: quid wallet approve ID %s [--by NAME]\n           or: quid wallet deny ID %s [--reason R]\n", where, where)
+	}
+
+	alerts, err := w.Journal(ctx, store.JournalQuery{Kinds: []string{store.KindAlert}, Last: 5})
+	if err != nil {
+		return err
+	}
+	if len(alerts) > 0 {
+		fmt.Fprintln(stdout, "\nrecent alerts")
+		for _, a := range alerts {
+			fmt.Fprintf(stdout, "  %s  %s\n", a.Time.UTC().Format(time.DateTime), oneLine(a.Detail))
+		}
 	}
 
 	fmt.Fprintln(stdout, "\nrecent payments")
