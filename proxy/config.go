@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -351,11 +352,7 @@ func (p *parser) yamlErr(err error) {
 }
 
 func sortErrs(es ConfigErrors) {
-	for i := 1; i < len(es); i++ {
-		for j := i; j > 0 && es[j].Line < es[j-1].Line; j-- {
-			es[j], es[j-1] = es[j-1], es[j]
-		}
-	}
+	slices.SortStableFunc(es, func(a, b *ConfigError) int { return a.Line - b.Line })
 }
 
 // line finds the line of the value at a path of keys (string) and sequence indexes (int), or
@@ -386,6 +383,17 @@ func (p *parser) line(path ...any) int {
 		n, best = next, next.Line
 	}
 	return best
+}
+
+// keysInOrder returns m's keys in the order the file has them at path, so that problems are
+// reported the same way on every run.
+func (p *parser) keysInOrder(m map[string]string, path ...any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return p.keyLine(a, path...) - p.keyLine(b, path...) })
+	return keys
 }
 
 // keyLine is the line of a mapping key itself (for headers, whose names are keys).
@@ -633,7 +641,8 @@ func (p *parser) routes(f *file, cfg *Config) []Route {
 		} else if cfg.Upstream == nil && f.Upstream == "" {
 			bad(r.Line, "no upstream: set the route's upstream or the top-level one")
 		}
-		for name, value := range fr.Headers {
+		for _, name := range p.keysInOrder(fr.Headers, "routes", i, "headers") {
+			value := fr.Headers[name]
 			line := p.keyLine(name, "routes", i, "headers")
 			canon := http.CanonicalHeaderKey(name)
 			if !headerName.MatchString(name) || reservedHeaders[canon] {
@@ -643,6 +652,10 @@ func (p *parser) routes(f *file, cfg *Config) []Route {
 			v, err := expandEnv(value, p.env)
 			if err != nil {
 				bad(line, "header %s: %v", canon, err)
+				continue
+			}
+			if slices.ContainsFunc(r.Headers, func(h Header) bool { return h.Name == canon }) {
+				bad(line, "header %s is set twice (names are case-insensitive)", canon)
 				continue
 			}
 			r.Headers = append(r.Headers, Header{Name: canon, Value: v})
@@ -665,20 +678,12 @@ func (p *parser) routes(f *file, cfg *Config) []Route {
 }
 
 func sortHeaders(h []Header) {
-	for i := 1; i < len(h); i++ {
-		for j := i; j > 0 && h[j].Name < h[j-1].Name; j-- {
-			h[j], h[j-1] = h[j-1], h[j]
-		}
-	}
+	slices.SortFunc(h, func(a, b Header) int { return strings.Compare(a.Name, b.Name) })
 }
 
 func sortedCopy(s []string) []string {
-	c := append([]string(nil), s...)
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j] < c[j-1]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
+	c := slices.Clone(s)
+	slices.Sort(c)
 	return c
 }
 
