@@ -266,9 +266,11 @@ message says how to approve, then retry with --approval ID); 4 refused by the po
 		fs.Usage()
 		return errUsage
 	}
+	var attempted *wallet.Payment
 	w, err := wf.open(ctx, true, stderr, wallet.Config{
 		Max: *max, PendingWait: *pendingWait,
 		OnPayment: func(p wallet.Payment) {
+			attempted = &p
 			if p.Settled {
 				fmt.Fprintf(stderr, "paid %s to %s on %s, transaction %s\n", p.Asset.Format(p.Amount), p.PayTo.Hex(), p.Network, p.Transaction)
 			} else {
@@ -303,6 +305,12 @@ message says how to approve, then retry with --approval ID); 4 refused by the po
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
+		if attempted != nil {
+			// The seller took (or may have taken) a payment and did not serve: retrying would
+			// be refused as a duplicate, and --again could pay twice for one thing.
+			return &exitError{exitNotServed, fmt.Errorf("%s after a payment of %s to %s (journaled); check before paying again with --again",
+				resp.Status, attempted.Asset.Format(attempted.Amount), attempted.PayTo.Hex())}
+		}
 		return &exitError{exitNotServed, fmt.Errorf("%s", resp.Status)}
 	}
 	return nil
