@@ -17,9 +17,11 @@ import (
 // The admin API, behind a bearer token:
 //
 //	GET  /routes                 the routes being served, in match order
-//	GET  /payers                 every payer seen: payments, amounts, refusals, blocked or not
+//	GET  /payers                 payers, most recently seen first: requests, payments, amounts
+//	                             paid, blocked or not (?limit=, default 100)
 //	GET  /revenue                totals per asset and per route
-//	GET  /refusals               the most recent refusals, newest first
+//	GET  /refusals               refusals (access policy, invalid credentials), newest first
+//	                             (?limit=)
 //	POST /payers/{addr}/block    refuse the payer's payments with 403 from now on
 //	POST /payers/{addr}/unblock  accept them again
 //
