@@ -861,6 +861,7 @@ func TestHostileServers(t *testing.T) {
 			})
 		}
 	})
+	t.Logf("%d hostile scenarios, each with its control task: %s atomic units moved without authorization", c.scenarios, c.unauthorized)
 	if c.scenarios != len(hostileScenarios) || c.unauthorized.Sign() != 0 {
 		t.Fatalf("%d of %d scenarios measured; %s qUSD atomic units moved without authorization", c.scenarios, len(hostileScenarios), c.unauthorized)
 	}

@@ -6,10 +6,13 @@ import (
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ethereum/go-ethereum/crypto"
 )
 
 func TestAuditCommand(t *testing.T) {
@@ -46,6 +49,11 @@ func TestAuditCommand(t *testing.T) {
 			Purpose string `json:"purpose"`
 			TaskID  string `json:"task_id"`
 			Hash    string `json:"hash"`
+		}
+		// Keys and passphrases are never journaled.
+		hexKey := fmt.Sprintf("%x", crypto.FromECDSA(e.Buyer.Key))
+		if strings.Contains(r.stdout, hexKey[:16]) || strings.Contains(r.stdout, wcliPassphrase) {
+			t.Fatal("the journal holds a secret")
 		}
 		if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.Seq != 1 || first.Kind != "paid" || first.Purpose != "plan the picnic" || first.TaskID != "T-42" || len(first.Hash) != 64 {
 			t.Fatalf("%+v %v", first, err)
