@@ -36,7 +36,8 @@ type Options struct {
 	Store Store
 	// Balances reads payers' balances for access.min_balance.
 	Balances paywall.BalanceChecker
-	// Transport carries upstream requests. Default: http.DefaultTransport.
+	// Transport carries upstream requests. Default: http.DefaultTransport's settings, with 64
+	// idle connections per upstream.
 	Transport http.RoundTripper
 	// LookupEnv resolves ${VAR} in the file on reload. Default: os.LookupEnv.
 	LookupEnv func(string) (string, bool)
@@ -96,7 +97,11 @@ func New(cfg *Config, opts Options) (*Proxy, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opts.Transport == nil {
-		opts.Transport = http.DefaultTransport
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Every request goes to a handful of upstreams: keep enough connections to each open
+		// for concurrent traffic, instead of the default two.
+		t.MaxIdleConnsPerHost = 64
+		opts.Transport = t
 	}
 	p := &Proxy{opts: opts, log: opts.Logger}
 	in, err := p.compile(cfg)
