@@ -488,6 +488,9 @@ func (p *parser) build(f *file) *Config {
 	}
 	if f.Admin != nil {
 		cfg.Admin = p.admin(f.Admin)
+		if cfg.Admin.Listen != "" && cfg.Admin.Listen == cfg.Listen && !strings.HasSuffix(cfg.Listen, ":0") {
+			p.errf(p.line("admin", "listen"), "admin.listen: the proxy's own address; use admin.path to share it")
+		}
 	}
 	return cfg
 }

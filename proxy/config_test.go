@@ -64,6 +64,7 @@ func TestConfigErrorsCarryLineAndReason(t *testing.T) {
 		{"admin token unset", goodHead + "routes: [{path: /a, free: true}]\nadmin:\n  path: /_quid\n  token: ${UNSET_TOKEN}\n", 9, "UNSET_TOKEN is not set"},
 		{"bad blocked payer", goodHead + "routes: [{path: /a, free: true}]\naccess:\n  block_payers: [0xnope]\n", 8, "block_payers[0]"},
 		{"header twice", goodHead + "routes:\n  - path: /a\n    free: true\n    headers:\n      x-key: a\n      X-Key: b\n", 11, "set twice"},
+		{"admin on the proxy's address", strings.Replace(goodHead, "127.0.0.1:0", "127.0.0.1:8402", 1) + "routes: [{path: /a, free: true}]\nadmin:\n  listen: 127.0.0.1:8402\n  token: ${T}\n", 8, "own address"},
 		{"settle on a free route", goodHead + "routes:\n  - path: /a\n    free: true\n    settle: before\n", 7, "excludes"},
 		{"bad rate", goodHead + "access:\n  rate: fast\nroutes: [{path: /a, free: true}]\n", 7, "not a rate"},
 		{"spend without window", goodHead + "access:\n  spend: {max: $1}\nroutes: [{path: /a, free: true}]\n", 7, "window"},
