@@ -139,8 +139,8 @@ func (f walletFlags) open(ctx context.Context, needKey bool, stderr io.Writer, c
 		return nil, err
 	}
 	where := *f.store
-	if strings.HasPrefix(where, "postgres") {
-		where = "PostgreSQL"
+	if strings.HasPrefix(where, "postgres://") || strings.HasPrefix(where, "postgresql://") {
+		where = "PostgreSQL" // the URL may hold a password
 	}
 	return &openedWallet{Wallet: w, db: db, where: where}, nil
 }
@@ -321,10 +321,7 @@ func payError(err error, w *openedWallet, wf walletFlags, url, max string) error
 	var pending *wallet.ApprovalPendingError
 	switch {
 	case errors.As(err, &pending):
-		storeFlag := ""
-		if *wf.store != defaultWalletStore() {
-			storeFlag = " --store " + *wf.store
-		}
+		storeFlag := storeHint(*wf.store)
 		return &exitError{exitApprovalPending, fmt.Errorf("approval pending: %s (%s); nothing was paid.\n"+
 			"  approve: quid wallet approve %s --address %s%s [--by NAME]\n"+
 			"  deny:    quid wallet deny %s --address %s%s [--reason R]\n"+
@@ -338,6 +335,18 @@ func payError(err error, w *openedWallet, wf walletFlags, url, max string) error
 		return &exitError{exitRefused, fmt.Errorf("%w; nothing was paid", unwrapURL(err))}
 	}
 	return err
+}
+
+// storeHint is the --store flag to repeat in a suggested command: none for the default, and
+// never a PostgreSQL URL, which may hold a password.
+func storeHint(dsn string) string {
+	switch {
+	case dsn == defaultWalletStore():
+		return ""
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return " --store postgres://…"
+	}
+	return " --store " + dsn
 }
 
 // isRefusal reports a payment the wallet refused by rule: nothing was paid.

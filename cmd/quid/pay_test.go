@@ -465,3 +465,18 @@ func TestPayCommandFailureMidway(t *testing.T) {
 		t.Fatalf("the unsettled payment is not journaled: %v", kinds)
 	}
 }
+
+func TestStoreHintNeverShowsAPassword(t *testing.T) {
+	t.Parallel()
+	for _, dsn := range []string{"postgres://quid:s3cret@db/quid", "postgresql://quid:s3cret@db/quid"} {
+		if h := storeHint(dsn); strings.Contains(h, "s3cret") {
+			t.Fatalf("%s -> %s", dsn, h)
+		}
+	}
+	if h := storeHint("/var/lib/quid/wallet.db"); h != " --store /var/lib/quid/wallet.db" {
+		t.Fatal(h)
+	}
+	if h := storeHint(defaultWalletStore()); h != "" {
+		t.Fatal(h)
+	}
+}

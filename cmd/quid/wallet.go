@@ -99,10 +99,7 @@ payments. A keystore's address is read without its passphrase.`)
 				a.Payee.Hex(), a.Method, a.URL, orDash(oneLine(a.Purpose)), orDash(a.TaskID), a.Expires.UTC().Format(time.DateTime))
 		}
 		tw.Flush()
-		where := "--address " + w.Address().Hex()
-		if *wf.store != defaultWalletStore() {
-			where += " --store " + *wf.store
-		}
+		where := "--address " + w.Address().Hex() + storeHint(*wf.store)
 		fmt.Fprintf(stdout, "  decide with: quid wallet approve ID %s [--by NAME]\n           or: quid wallet deny ID %s [--reason R]\n", where, where)
 	}
 
