@@ -447,7 +447,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 		fmt.Fprintf(w, `{"path":%q,"route":%q}`, r.URL.Path, r.Header.Get("X-Route"))
 	})
-	base := head(env, up.URL) + "routes:\n  - path: /a\n    free: true\n    headers: {X-Route: one}\n  - path: /slow\n    free: true\n    headers: {X-Route: one}\n"
+	base := head(env, up.URL) + "routes:\n  - path: /a\n    free: true\n    headers: {X-Route: one}\n  - path: /slow\n    free: true\n    headers: {X-Route: one}\n  - path: /paid\n    price: $0.01\n"
 	p := serve(t, env, base, nil)
 
 	// A request in flight across the reload finishes on the configuration it started with.
@@ -514,11 +514,35 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 		return false
 	})
+	// Payments in flight across the reload are settled and served.
+	before := env.Balance(t, env.Buyer.Address)
+	paid := make(chan int, 3)
+	client := buyer(t, env)
+	for range cap(paid) {
+		go func() {
+			resp, err := client.Get(p.srv.URL + "/paid")
+			if err != nil {
+				paid <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			paid <- resp.StatusCode
+		}()
+	}
 	p.write(t, strings.ReplaceAll(base, "X-Route: one", "X-Route: two")+"  - path: /b\n    free: true\n")
 	if err := p.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	close(slow)
+	for range cap(paid) {
+		if code := <-paid; code != 200 {
+			t.Fatalf("a paid request across the reload: %d", code)
+		}
+	}
+	if want, _ := before.Sub(evm.NewAmount(3 * price)); env.Balance(t, env.Buyer.Address).Cmp(want) != 0 {
+		t.Fatalf("buyer balance %s, want %s", env.Balance(t, env.Buyer.Address), want)
+	}
 	if got := <-inFlight; got != `200 {"path":"/slow","route":"one"}` {
 		t.Fatalf("request in flight across the reload: %s", got)
 	}
@@ -531,7 +555,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	p.write(t, base+"  - path: /b\n    price: $0.0000001\n")
 	err := p.Reload()
 	var errs proxy.ConfigErrors
-	if err == nil || !strings.Contains(err.Error(), p.file+":13: routes[2].price") || !errors.As(err, &errs) {
+	if err == nil || !strings.Contains(err.Error(), p.file+":15: routes[3].price") || !errors.As(err, &errs) {
 		t.Fatalf("broken reload: %v", err)
 	}
 	if resp, body := get(t, http.DefaultClient, request(t, http.MethodGet, p.srv.URL+"/b")); resp.StatusCode != 200 {
