@@ -408,14 +408,14 @@ func (d *DB) ReserveSpend(ctx context.Context, r SpendRequest) ([]LimitUsage, er
 		if r.DupKey != ([32]byte{}) {
 			dupKey = r.DupKey[:]
 		}
-		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO wallet_spends (wallet, id, network, asset, amount, payee, host, state, dup_key, approval, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.Wallet, r.ID, r.Network, lowerHex(r.Asset), r.Amount.String(), lowerHex(r.Payee),
-			r.Host, SpendReserved, dupKey, r.ApprovalID, ms(r.Now), ms(r.Expires)); err != nil {
-			return fmt.Errorf("store: reserve spend: %w", err)
+		scopes := r.Scopes
+		if len(scopes) == 0 {
+			scopes = []string{""} // the spend still needs a row to settle or release
 		}
-		for _, scope := range r.Scopes {
-			if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO wallet_spend_scopes (wallet, scope, network, asset, created_at, spend) VALUES (?, ?, ?, ?, ?, ?)`),
-				r.Wallet, scope, r.Network, lowerHex(r.Asset), ms(r.Now), r.ID); err != nil {
+		for _, scope := range scopes {
+			if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO wallet_spends (wallet, id, scope, network, asset, amount, payee, host, state, dup_key, approval, created_at, expires_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.Wallet, r.ID, scope, r.Network, lowerHex(r.Asset), r.Amount.String(),
+				lowerHex(r.Payee), r.Host, SpendReserved, dupKey, r.ApprovalID, ms(r.Now), ms(r.Expires)); err != nil {
 				return fmt.Errorf("store: reserve spend: %w", err)
 			}
 		}
@@ -444,9 +444,8 @@ func (d *DB) spent(ctx context.Context, q querier, wallet, network string, asset
 	if l.Window > 0 {
 		since = ms(now.Add(-l.Window))
 	}
-	rows, err := q.QueryContext(ctx, d.q(`SELECT s.amount, s.state, s.created_at, s.expires_at FROM wallet_spend_scopes c
-		JOIN wallet_spends s ON s.wallet = c.wallet AND s.id = c.spend
-		WHERE c.wallet = ? AND c.scope = ? AND c.network = ? AND c.asset = ? AND c.created_at > ? AND s.state <> ?`),
+	rows, err := q.QueryContext(ctx, d.q(`SELECT amount, state, created_at, expires_at FROM wallet_spends
+		WHERE wallet = ? AND scope = ? AND network = ? AND asset = ? AND created_at > ? AND state <> ?`),
 		wallet, l.Scope, network, lowerHex(asset), since, SpendReleased)
 	if err != nil {
 		return evm.Amount{}, fmt.Errorf("store: spent: %w", err)
@@ -486,7 +485,7 @@ func (d *DB) SettleSpend(ctx context.Context, wallet, id, txHash string, e Journ
 		if err != nil {
 			return fmt.Errorf("store: settle spend: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: spend %s", ErrNotFound, id)
 		}
 		e, err = d.appendJournal(ctx, tx, e)
@@ -502,14 +501,14 @@ func (d *DB) ReleaseSpend(ctx context.Context, wallet, id string, e JournalEntry
 		if err := tx.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM wallet_spends WHERE wallet = ? AND id = ?`), wallet, id).Scan(&n); err != nil {
 			return fmt.Errorf("store: release spend: %w", err)
 		}
-		if n != 1 {
+		if n == 0 {
 			return fmt.Errorf("%w: spend %s", ErrNotFound, id)
 		}
 		res, err := tx.ExecContext(ctx, d.q(`UPDATE wallet_spends SET state = ? WHERE wallet = ? AND id = ? AND state = ?`), SpendReleased, wallet, id, SpendReserved)
 		if err != nil {
 			return fmt.Errorf("store: release spend: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
+		if n, _ := res.RowsAffected(); n > 0 {
 			if _, err := tx.ExecContext(ctx, d.q(`UPDATE wallet_approvals SET state = ?, used_by = '' WHERE wallet = ? AND used_by = ? AND state = ?`),
 				ApprovalApproved, wallet, id, ApprovalUsed); err != nil {
 				return fmt.Errorf("store: release spend: %w", err)

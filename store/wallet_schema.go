@@ -2,10 +2,13 @@ package store
 
 // walletSchema is migration 4: the buyer wallet's budgets, approvals, delegations and journal.
 // Times are Unix milliseconds, journal times Unix nanoseconds (hashed as stored); amounts are
-// decimal strings of atomic units, summed exactly in Go.
+// decimal strings of atomic units, summed exactly in Go. A spend has one row per scope it
+// counts against, so a limit's sum reads one index range of one table, with no join for a
+// planner to get wrong on a young table.
 const walletSchema = `CREATE TABLE wallet_spends (
 		wallet TEXT NOT NULL,
 		id TEXT NOT NULL,
+		scope TEXT NOT NULL,
 		network TEXT NOT NULL,
 		asset TEXT NOT NULL,
 		amount TEXT NOT NULL,
@@ -17,19 +20,11 @@ const walletSchema = `CREATE TABLE wallet_spends (
 		tx TEXT NOT NULL DEFAULT '',
 		created_at BIGINT NOT NULL,
 		expires_at BIGINT NOT NULL,
-		PRIMARY KEY (wallet, id)
+		PRIMARY KEY (wallet, id, scope)
 	);
+	CREATE INDEX wallet_spends_window ON wallet_spends (wallet, scope, network, asset, created_at);
 	CREATE INDEX wallet_spends_dup ON wallet_spends (wallet, dup_key);
 	CREATE INDEX wallet_spends_payee ON wallet_spends (wallet, payee, state);
-	CREATE TABLE wallet_spend_scopes (
-		wallet TEXT NOT NULL,
-		scope TEXT NOT NULL,
-		network TEXT NOT NULL,
-		asset TEXT NOT NULL,
-		created_at BIGINT NOT NULL,
-		spend TEXT NOT NULL,
-		PRIMARY KEY (wallet, scope, network, asset, created_at, spend)
-	);
 	CREATE TABLE wallet_approvals (
 		wallet TEXT NOT NULL,
 		id TEXT NOT NULL,

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/internal/pgtest"
 	"github.com/quidpay/quid/store"
 )
 
@@ -288,4 +290,39 @@ func TestWalletSpendSumsAreExact(t *testing.T) {
 			t.Fatalf("a sum past uint256: %v", err)
 		}
 	})
+}
+
+// BenchmarkWalletReserveSpend reserves and settles one payment against a day budget, a
+// per-payee cap and the duplicate window, on each engine, with a history of b.N spends.
+func BenchmarkWalletReserveSpend(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			dsn := filepath.Join(b.TempDir(), "quid.db")
+			if engine == "postgres" {
+				dsn = pgtest.DSN(b)
+			}
+			db, err := store.Open(context.Background(), dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			ctx := context.Background()
+			max, _ := evm.ParseDecimal("1000000", 6)
+			limits := []store.SpendLimit{
+				{Rule: "budgets.day", Scope: store.ScopeWallet, Window: 24 * time.Hour, Max: max},
+				{Rule: "per_payee", Scope: store.ScopePayee(walletPayee), Window: 24 * time.Hour, Max: max},
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				r := spendRequest("w", fmt.Sprint("s", i), 10_000, time.Now(), limits...)
+				r.DupKey, r.DupWindow = [32]byte{byte(i), byte(i >> 8), byte(i >> 16), 1}, 10*time.Minute
+				if _, err := db.ReserveSpend(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := db.SettleSpend(ctx, "w", r.ID, "0x1", store.JournalEntry{Wallet: "w", Time: time.Now(), Kind: store.KindPaid}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
