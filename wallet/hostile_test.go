@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/quidpay/quid/devnet"
 	"github.com/quidpay/quid/evm"
+	"github.com/quidpay/quid/internal/pgtest"
 	"github.com/quidpay/quid/internal/quidtest"
 	"github.com/quidpay/quid/paywall"
 	"github.com/quidpay/quid/store"
@@ -50,7 +52,9 @@ type corpus struct {
 	*quidtest.Env
 	mu           sync.Mutex
 	unauthorized *big.Int
-	scenarios    int
+	// started and measured count scenarios: a -run filter may select some, but every one that
+	// starts must have its transfers counted.
+	started, measured int
 }
 
 // hostileCase is one scenario's world: its own funded buyer, so Transfer logs from that buyer
@@ -288,22 +292,29 @@ var errAny = errors.New("any error")
 // only), the scenario's policy, a ledger in its own SQLite file, and base as its transport.
 func (h *hostileCase) wallet(policy string, base http.RoundTripper) *wallet.Wallet {
 	h.t.Helper()
+	return h.walletOn(h.t, policy, base, filepath.Join(h.t.TempDir(), "wallet.db"))
+}
+
+// walletOn is wallet with its ledger in the store at dsn: wallets opened on one store are
+// agents of one owner sharing its budgets, each with its own connection, as processes would.
+func (h *hostileCase) walletOn(t *testing.T, policy string, base http.RoundTripper, dsn string) *wallet.Wallet {
+	t.Helper()
 	p, err := wallet.ParsePolicy([]byte(policy))
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	db, err := store.Open(context.Background(), filepath.Join(h.t.TempDir(), "wallet.db"))
+	db, err := store.Open(context.Background(), dsn)
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
-	h.t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { db.Close() })
 	w, err := wallet.New(wallet.Config{Key: h.buyer, Assets: evm.NewRegistry(h.c.Token),
 		Policy: p, Ledger: db, Base: base, PendingWait: 3 * time.Second})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return w
 }
@@ -782,35 +793,47 @@ var hostileScenarios = []hostileScenario{
 	{
 		name: "budget split into small payments",
 		attack: func(t *testing.T, h *hostileCase) {
-			// 40 agents at once buy $0.009 items, each under max_payment and each at its own URL, to
-			// slip $0.36 past a $0.10 daily budget.
+			// 40 requests at once from 4 agents sharing one store buy $0.009 items, each under
+			// max_payment and each at its own URL, to slip $0.36 past a $0.10 daily budget: on a
+			// SQLite file and on PostgreSQL.
 			policy := "max_payment: \"0.01\"\nbudgets: {day: \"0.10\"}\n"
-			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(9_000, h.c.Seller.Address)}, nil)
-			w := h.wallet(policy, nil)
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			paid, over := 0, 0
-			for i := range 40 {
-				wg.Go(func() {
-					status, _, err := do(context.Background(), w.Client(), g.srv.URL+"/item/"+string(rune('a'+i/26))+string(rune('a'+i%26)))
-					mu.Lock()
-					defer mu.Unlock()
-					switch {
-					case err == nil && status == http.StatusOK:
-						paid++
-					case errors.Is(err, wallet.ErrOverBudget):
-						over++
-					default:
-						t.Errorf("%d %v", status, err)
+			for _, engine := range []string{"sqlite", "postgres"} {
+				t.Run(engine, func(t *testing.T) {
+					var dsn string
+					if engine == "sqlite" {
+						dsn = filepath.Join(t.TempDir(), "wallet.db")
+					} else {
+						dsn = pgtest.DSN(t)
+					}
+					g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(9_000, h.c.Seller.Address)}, nil)
+					agents := make([]*wallet.Wallet, 4)
+					for i := range agents {
+						agents[i] = h.walletOn(t, policy, nil, dsn)
+					}
+					var wg sync.WaitGroup
+					var mu sync.Mutex
+					paid, over := 0, 0
+					for i := range 40 {
+						wg.Go(func() {
+							status, _, err := do(context.Background(), agents[i%4].Client(), g.srv.URL+"/item/"+fmt.Sprint(i))
+							mu.Lock()
+							defer mu.Unlock()
+							switch {
+							case err == nil && status == http.StatusOK:
+								paid++
+								h.allow(h.c.Seller.Address, 9_000)
+							case errors.Is(err, wallet.ErrOverBudget):
+								over++
+							default:
+								t.Errorf("%d %v", status, err)
+							}
+						})
+					}
+					wg.Wait()
+					if paid != 11 || over != 29 || len(g.payments()) != 11 {
+						t.Fatalf("%d paid (%d authorizations signed), %d refused over budget; want 11 and 29", paid, len(g.payments()), over)
 					}
 				})
-			}
-			wg.Wait()
-			if paid != 11 || over != 29 {
-				t.Fatalf("%d paid, %d refused over budget; want 11 and 29", paid, over)
-			}
-			for range 11 {
-				h.allow(h.c.Seller.Address, 9_000)
 			}
 		},
 		control: func(t *testing.T, h *hostileCase) {
@@ -849,6 +872,9 @@ func TestHostileServers(t *testing.T) {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()
 				h.t, h.from = t, head
+				c.mu.Lock()
+				c.started++
+				c.mu.Unlock()
 				before := c.Balance(t, h.address())
 				t.Run("attack", func(t *testing.T) { h.t = t; sc.attack(t, h) })
 				t.Run("control", func(t *testing.T) { h.t = t; sc.control(t, h) })
@@ -856,14 +882,15 @@ func TestHostileServers(t *testing.T) {
 				bad := h.unauthorized(before)
 				c.mu.Lock()
 				c.unauthorized.Add(c.unauthorized, bad)
-				c.scenarios++
+				c.measured++
 				c.mu.Unlock()
 			})
 		}
 	})
-	t.Logf("%d hostile scenarios, each with its control task: %s atomic units moved without authorization", c.scenarios, c.unauthorized)
-	if c.scenarios != len(hostileScenarios) || c.unauthorized.Sign() != 0 {
-		t.Fatalf("%d of %d scenarios measured; %s qUSD atomic units moved without authorization", c.scenarios, len(hostileScenarios), c.unauthorized)
+	t.Logf("%d of %d hostile scenarios, each with its control task: %s atomic units moved without authorization",
+		c.measured, len(hostileScenarios), c.unauthorized)
+	if c.started == 0 || c.measured != c.started || c.unauthorized.Sign() != 0 {
+		t.Fatalf("%d scenarios started, %d measured; %s qUSD atomic units moved without authorization", c.started, c.measured, c.unauthorized)
 	}
 }
 
