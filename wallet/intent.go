@@ -12,7 +12,8 @@ type Intent struct {
 	TaskID            string
 	UpstreamRequestID string
 	// ExpectedPrice, when set, is the most the caller expects to pay, in the asset's units
-	// ("0.01"): a 402 asking more is refused with ErrOverExpectedPrice.
+	// ("0.01", or "$0.01" for a dollar stablecoin): a 402 asking more is refused with
+	// ErrOverExpectedPrice.
 	ExpectedPrice string
 	// ApprovalID retries a payment that waited for approval (ApprovalPendingError.ID).
 	ApprovalID string

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/store"
 )
 
@@ -102,6 +105,26 @@ func (w *Wallet) Journal(ctx context.Context, q store.JournalQuery) ([]store.Jou
 func (w *Wallet) RecentPayments(ctx context.Context, n int) ([]store.JournalEntry, error) {
 	return w.cfg.Ledger.ReadJournal(ctx, w.id, store.JournalQuery{
 		Kinds: []string{store.KindPaid, store.KindFailed, store.KindUnknown, store.KindRefunded}, Last: n})
+}
+
+// Refund records money a seller gave back for a payment.
+type Refund struct {
+	Spend  string // the spend refunded, as journaled with the payment
+	Payee  common.Address
+	Asset  evm.Asset
+	Amount evm.Amount
+	Tx     string
+	Detail string
+}
+
+// RecordRefund journals a refund. It changes no budget: what was spent stays counted for its
+// window, so a seller's refunds cannot be used to spend past a limit.
+func (w *Wallet) RecordRefund(ctx context.Context, in Intent, r Refund) error {
+	e := store.JournalEntry{Wallet: w.id, Time: w.cfg.Now(), Kind: store.KindRefunded, Detail: r.Detail,
+		Purpose: in.Purpose, TaskID: in.TaskID, UpstreamRequestID: in.UpstreamRequestID, Delegation: w.delegationID(),
+		Spend: r.Spend, Payee: r.Payee, Rail: Rail, Network: networkOf(r.Asset), Asset: r.Asset.Address, Amount: r.Amount, Tx: r.Tx}
+	_, err := w.cfg.Ledger.AppendJournal(ctx, e)
+	return err
 }
 
 // Journal export formats.

@@ -98,3 +98,31 @@ func rawDB(t *testing.T, dsn string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+func TestRecordRefundIsJournaledAndFreesNothing(t *testing.T) {
+	t.Parallel()
+	key, _ := crypto.GenerateKey()
+	s := newShop(t, nil, cents(1))
+	w := policyWallet(t, key, wallet.NewMemoryLedger(), "max_payment: \"1\"\nbudgets: {day: \"0.01\"}\n")
+	ctx := context.Background()
+	// "$0.01" is read in the dollar stablecoin's own decimals.
+	if _, _, err := get(wallet.WithIntent(ctx, wallet.Intent{ExpectedPrice: "$0.01"}), w, s.srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	paid := journal(t, w, "paid")
+	err := w.RecordRefund(ctx, wallet.Intent{TaskID: "t"}, wallet.Refund{Spend: paid[0].Spend, Payee: paid[0].Payee, Asset: token,
+		Amount: paid[0].Amount, Tx: "0xfeed", Detail: "seller refunded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := journal(t, w, "refunded")
+	if len(r) != 1 || r[0].Spend != paid[0].Spend || r[0].Amount.String() != "10000" || r[0].TaskID != "t" {
+		t.Fatalf("refund entries %+v", r)
+	}
+	if _, _, err := get(ctx, w, s.srv.URL+"/2"); !errors.Is(err, wallet.ErrOverBudget) {
+		t.Fatalf("a refund freed budget: %v", err)
+	}
+	if _, err := w.VerifyJournal(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

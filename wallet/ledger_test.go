@@ -180,6 +180,11 @@ func raceChild() int {
 	if err != nil {
 		return 2
 	}
+	if os.Getenv("QUID_RACE_MODE") == "hang" {
+		// Pay once to a seller that never answers; the test kills this process meanwhile.
+		get(ctx, w, os.Getenv("QUID_RACE_URL")+"/hang")
+		return 3
+	}
 	n, _ := strconv.Atoi(os.Getenv("QUID_RACE_N"))
 	var paid, over atomic.Int64
 	var wg sync.WaitGroup
@@ -602,3 +607,58 @@ func sha256Hex(s string) string {
 }
 
 func testRegistry() *evm.Registry { return evm.NewRegistry(token, otherToken) }
+
+// TestKilledBetweenReserveAndSettle: a process is killed after its payment reached the seller
+// and before it learnt the outcome. The spend it reserved stays counted (the authorization may
+// still be settled) until the authorization expires; nothing frees it early.
+func TestKilledBetweenReserveAndSettle(t *testing.T) {
+	t.Parallel()
+	ledgers(t, func(t *testing.T, l wallet.Ledger, dsn string) {
+		if dsn == "" {
+			t.Skip("a memory ledger dies with its process")
+		}
+		key, _ := crypto.GenerateKey()
+		received := make(chan struct{}, 1)
+		release := make(chan struct{})
+		s := newShop(t, func(w http.ResponseWriter, _ int) {
+			received <- struct{}{}
+			<-release
+		}, cents(1))
+		defer close(release)
+		policy := "max_payment: \"1\"\nbudgets: {day: \"0.01\"}\n"
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), raceChildEnv+"=1", "QUID_RACE_MODE=hang", "QUID_RACE_DSN="+dsn, "QUID_RACE_URL="+s.srv.URL,
+			"QUID_RACE_KEY="+hex.EncodeToString(crypto.FromECDSA(key)), "QUID_RACE_POLICY="+policy)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-received:
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			t.Fatal("the child's payment never reached the seller")
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+
+		clk := &clock{now: time.Now()}
+		w := policyWallet(t, key, l, policy, func(c *wallet.Config) { c.Now = clk.Now })
+		ctx := context.Background()
+		b, err := w.BudgetStatusFor(ctx, token)
+		if err != nil || len(b) != 1 || b[0].Used.String() != "10000" {
+			t.Fatalf("budget after the kill %+v %v; want 0.01 still used", b, err)
+		}
+		if _, _, err := get(ctx, w, s.srv.URL+"/after"); !errors.Is(err, wallet.ErrOverBudget) {
+			t.Fatalf("a payment past the reserved budget: %v", err)
+		}
+		if j := journal(t, w, store.KindPaid, store.KindFailed); len(j) != 0 {
+			t.Fatalf("the killed payment was journaled as %+v", j)
+		}
+		// Past validBefore (60 s) and the wallet's skew, the authorization cannot be settled.
+		clk.Add(3 * time.Minute)
+		b, _ = w.BudgetStatusFor(ctx, token)
+		if len(b) != 1 || !b[0].Used.IsZero() {
+			t.Fatalf("budget after expiry %+v", b)
+		}
+	})
+}

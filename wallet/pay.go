@@ -269,7 +269,11 @@ func (w *Wallet) allowed(r *request, c *choice) error {
 		}
 	}
 	if ep := r.intent.ExpectedPrice; ep != "" {
-		max, err := evm.ParseDecimal(strings.TrimSpace(ep), c.asset.Decimals)
+		ep = strings.TrimSpace(ep)
+		if rest, ok := strings.CutPrefix(ep, "$"); ok && c.asset.USD {
+			ep = rest
+		}
+		max, err := evm.ParseDecimal(ep, c.asset.Decimals)
 		if err != nil {
 			return &PolicyError{Rule: "expected_price", Detail: fmt.Sprintf("%q is not an amount of %s", ep, c.asset.Symbol), Err: ErrOverExpectedPrice}
 		}
