@@ -27,7 +27,7 @@ edited, deleted or moved. export writes every entry, amounts in atomic units.`)
 	}
 	sub := args[0]
 	fs := newFlags("audit "+sub, stderr)
-	wf := addWalletFlags(fs)
+	wf := addWalletFlags(fs, false)
 	format := fs.String("format", wallet.FormatJSONL, "export format: jsonl or csv")
 	out := fs.String("out", "", "file to export to, created mode 0600 (default: stdout)")
 	fs.Usage = func() {

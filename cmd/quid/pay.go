@@ -54,16 +54,26 @@ type walletFlags struct {
 	devChain                                            *uint64
 }
 
-func addWalletFlags(fs *flag.FlagSet) walletFlags {
-	return walletFlags{
+// addWalletFlags adds the flags naming a wallet. A payer (withKey) gives its key and, for a
+// keystore, its passphrase; an administrator gives the wallet's address, a key file or a
+// keystore, whose address is read without the passphrase.
+func addWalletFlags(fs *flag.FlagSet, withKey bool) walletFlags {
+	none := ""
+	f := walletFlags{
 		keyFile:  fs.String("key-file", "", "file holding the payer's hex private key, mode 0600"),
 		keystore: fs.String("keystore", "", "encrypted keystore file (go-ethereum format), mode 0600"),
-		passFile: fs.String("passphrase-file", "", "file holding the keystore's passphrase, mode 0600 (else $QUID_PASSPHRASE, else a prompt)"),
-		address:  fs.String("address", "", "the wallet's address, to administer it without its key"),
+		address:  &none,
+		passFile: &none,
 		store:    fs.String("store", defaultWalletStore(), "the wallet's store: a SQLite file, or postgres://… to share budgets between agents"),
 		policy:   fs.String("policy", "", "policy YAML file (see examples/policy.yaml)"),
 		devChain: fs.Uint64("dev-chain-id", 31337, "chain id on which quid's devnet token is trusted (0: none)"),
 	}
+	if withKey {
+		f.passFile = fs.String("passphrase-file", "", "file holding the keystore's passphrase, mode 0600 (else $QUID_PASSPHRASE, else a prompt)")
+	} else {
+		f.address = fs.String("address", "", "the wallet's address")
+	}
+	return f
 }
 
 // defaultWalletStore is $QUID_DATA/wallet.db, else $XDG_DATA_HOME/quid/wallet.db, else
@@ -240,7 +250,7 @@ func runPay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	approval := fs.String("approval", "", "retry a payment that waited for approval, with its id")
 	again := fs.Bool("again", false, "pay even though this request was paid within the policy's duplicate window")
 	pendingWait := fs.Duration("pending-wait", 20*time.Second, "how long to keep presenting a payment whose settlement the seller reports pending")
-	wf := addWalletFlags(fs)
+	wf := addWalletFlags(fs, true)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: quid pay URL --max AMOUNT (--key-file F | --keystore F) [--policy F] [--store DSN]
                 [--purpose TEXT] [--task ID] [--expect-price AMOUNT] [--approval ID] [--again]

@@ -34,7 +34,7 @@ func runWallet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	fs := newFlags("wallet", stderr)
-	wf := addWalletFlags(fs)
+	wf := addWalletFlags(fs, false)
 	rpcURL := fs.String("rpc", devRPC, "EVM JSON-RPC endpoint to read on-chain balances from (\"\": none)")
 	recent := fs.Int("recent", 10, "how many recent payments to show")
 	fs.Usage = func() {
@@ -245,7 +245,7 @@ func runDecide(ctx context.Context, approve bool, args []string, stdout, stderr 
 		name = "wallet approve"
 	}
 	fs := newFlags(name, stderr)
-	wf := addWalletFlags(fs)
+	wf := addWalletFlags(fs, false)
 	by := fs.String("by", defaultActor(), "who decides, journaled with the decision")
 	reason := fs.String("reason", "", "why (journaled)")
 	fs.Usage = func() {
