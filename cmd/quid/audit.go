@@ -60,20 +60,17 @@ edited, deleted or moved. export writes every entry, amounts in atomic units.`)
 		return nil
 	}
 
-	dst := stdout
-	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		dst = f
+	if *out == "" {
+		return w.ExportJournal(ctx, stdout, *format)
 	}
-	if err := w.ExportJournal(ctx, dst, *format); err != nil {
+	// A new file only: an export never overwrites an earlier one.
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return err
 	}
-	if f, ok := dst.(*os.File); ok && f != os.Stdout {
-		return f.Close()
+	err = w.ExportJournal(ctx, f, *format)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return nil
+	return err
 }
