@@ -662,3 +662,33 @@ func TestKilledBetweenReserveAndSettle(t *testing.T) {
 		}
 	})
 }
+
+// brokenLedger is a MemoryLedger whose SettleSpend fails, as a database might mid-payment.
+type brokenLedger struct{ *wallet.MemoryLedger }
+
+func (brokenLedger) SettleSpend(context.Context, string, string, string, store.JournalEntry) (store.JournalEntry, error) {
+	return store.JournalEntry{}, errors.New("disk full")
+}
+
+// TestLedgerFailureAfterPaying: the seller was paid but the ledger cannot record it. The
+// request fails with the cause, and the spend stays reserved, so the budget still counts it.
+func TestLedgerFailureAfterPaying(t *testing.T) {
+	t.Parallel()
+	key, _ := crypto.GenerateKey()
+	s := newShop(t, nil, cents(1))
+	w := policyWallet(t, key, brokenLedger{wallet.NewMemoryLedger()}, "max_payment: \"1\"\nbudgets: {day: \"0.01\"}\n")
+	ctx := context.Background()
+	if _, _, err := get(ctx, w, s.srv.URL); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("err %v; want the ledger's failure", err)
+	}
+	b, err := w.BudgetStatusFor(ctx, token)
+	if err != nil || len(b) != 1 || b[0].Used.String() != "10000" {
+		t.Fatalf("budget %+v %v; want the unrecorded payment still counted", b, err)
+	}
+	if _, _, err := get(ctx, w, s.srv.URL+"/2"); !errors.Is(err, wallet.ErrOverBudget) {
+		t.Fatalf("second payment: %v", err)
+	}
+	if s.paid.Load() != 1 {
+		t.Fatalf("%d payments", s.paid.Load())
+	}
+}

@@ -115,7 +115,9 @@ func (w *Wallet) pay(r *request, body []byte, o *offer) (*http.Response, error) 
 	return w.outcome(ctx, r, c, spend, approvalID, resp)
 }
 
-// outcome records what the seller answered to the paid request.
+// outcome records what the seller answered to the paid request. If the ledger cannot record
+// it, the response is closed and the error returned (a RoundTripper returns one or the other):
+// the spend stays reserved, so budgets still count it, and the agent learns of the failure.
 func (w *Wallet) outcome(ctx context.Context, r *request, c *choice, spend *spend, approvalID string, resp *http.Response) (*http.Response, error) {
 	ctx = context.WithoutCancel(ctx)
 	s, hasSettlement := Settlement(resp)
@@ -128,7 +130,8 @@ func (w *Wallet) outcome(ctx context.Context, r *request, c *choice, spend *spen
 			e.Tx = s.Transaction
 		}
 		if _, err := w.cfg.Ledger.SettleSpend(ctx, w.id, spend.id, e.Tx, e); err != nil {
-			return resp, fmt.Errorf("wallet: paid, but recording it failed: %w", err)
+			resp.Body.Close()
+			return nil, fmt.Errorf("wallet: paid (spend %s), but recording it failed: %w", spend.id, err)
 		}
 		resp.Body = w.hashBody(r, c, spend.id, resp.Body)
 	case hasSettlement && !s.Success && s.ErrorReason != x402.ReasonSettlementPending && resp.StatusCode >= 400:
@@ -137,7 +140,8 @@ func (w *Wallet) outcome(ctx context.Context, r *request, c *choice, spend *spen
 		e.Kind, e.Rule = store.KindFailed, "seller_refused"
 		e.Detail = fmt.Sprintf("status %d, %s", resp.StatusCode, s.ErrorReason)
 		if _, err := w.cfg.Ledger.ReleaseSpend(ctx, w.id, spend.id, e); err != nil {
-			return resp, fmt.Errorf("wallet: recording a failed payment: %w", err)
+			resp.Body.Close()
+			return nil, fmt.Errorf("wallet: recording a failed payment: %w", err)
 		}
 	default:
 		// Settlement still pending, or a seller error: the money may move; keep it counted.
@@ -146,7 +150,8 @@ func (w *Wallet) outcome(ctx context.Context, r *request, c *choice, spend *spen
 			e.Tx, e.Detail = s.Transaction, e.Detail+", "+string(s.ErrorReason)
 		}
 		if _, err := w.cfg.Ledger.AppendJournal(ctx, e); err != nil {
-			return resp, fmt.Errorf("wallet: journaling a payment of unknown outcome: %w", err)
+			resp.Body.Close()
+			return nil, fmt.Errorf("wallet: journaling a payment of unknown outcome: %w", err)
 		}
 	}
 	return resp, nil
