@@ -286,8 +286,6 @@ func paidOK(t *testing.T, status int, body string, err error) {
 	}
 }
 
-var errAny = errors.New("any error")
-
 // wallet is the buyer of a scenario: its key, the corpus's trusted registry (the devnet token
 // only), the scenario's policy, a ledger in its own SQLite file, and base as its transport.
 func (h *hostileCase) wallet(policy string, base http.RoundTripper) *wallet.Wallet {
@@ -335,17 +333,6 @@ budgets: {day: "1"}
 max_authorization: 5m
 duplicate_window: 10m
 `
-
-// wantRefusal checks err is the typed refusal want, carried through *url.Error.
-func wantRefusal(t *testing.T, err error, want error) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("paid; want %v", want)
-	}
-	if want != errAny && !errors.Is(err, want) {
-		t.Fatalf("err %v; want %v", err, want)
-	}
-}
 
 func (c *corpus) req(amount uint64, payTo common.Address) x402.PaymentRequirements {
 	return c.Requirements(amount, payTo)
