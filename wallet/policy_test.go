@@ -74,7 +74,7 @@ type shop struct {
 	srv     *httptest.Server
 }
 
-func newShop(t *testing.T, answer func(w http.ResponseWriter, n int), accepts ...x402.PaymentRequirements) *shop {
+func newShop(t testing.TB, answer func(w http.ResponseWriter, n int), accepts ...x402.PaymentRequirements) *shop {
 	s := &shop{accepts: accepts, answer: answer}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get(x402.HeaderPaymentSignature)
@@ -380,5 +380,40 @@ func TestDelegatedWalletCannotApproveOrRevokeOthers(t *testing.T) {
 	}
 	if err := owner.Approve(ctx, pending.ID, "owner"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkPaidRequest pays a fake seller through a wallet without a policy, with a policy on
+// the memory ledger, and with a policy on a SQLite ledger.
+func BenchmarkPaidRequest(b *testing.B) {
+	key, _ := crypto.GenerateKey()
+	const policy = "max_payment: \"1\"\nbudgets: {day: \"1000000\"}\nper_payee: {limit: \"1000000\"}\n"
+	for _, mode := range []string{"no policy", "policy/memory", "policy/sqlite"} {
+		b.Run(mode, func(b *testing.B) {
+			s := newShop(b, nil, cents(1))
+			cfg := wallet.Config{Key: key, Assets: testRegistry(), Max: "1"}
+			if mode != "no policy" {
+				p, _ := wallet.ParsePolicy([]byte(policy))
+				cfg.Policy, cfg.Max = p, ""
+			}
+			if mode == "policy/sqlite" {
+				db, err := store.Open(context.Background(), filepath.Join(b.TempDir(), "w.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				cfg.Ledger = db
+			}
+			w, err := wallet.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if _, _, err := get(context.Background(), w, fmt.Sprintf("%s/%d", s.srv.URL, i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
