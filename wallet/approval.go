@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/quidpay/quid/store"
 )
@@ -15,7 +16,8 @@ var ErrUnknownApproval = errors.New("wallet: no such approval")
 // a sub-agent must not approve payments.
 var ErrNotOwner = errors.New("wallet: only the owner's wallet may do this, not a delegation")
 
-// PendingApprovals lists the payments waiting for a human, oldest first.
+// PendingApprovals lists the payments waiting for a human, oldest first (expired ones too,
+// until denied: their Expires says so).
 func (w *Wallet) PendingApprovals(ctx context.Context) ([]store.Approval, error) {
 	return w.cfg.Ledger.ListApprovals(ctx, w.id, store.ApprovalPending)
 }
@@ -51,6 +53,9 @@ func (w *Wallet) decide(ctx context.Context, id string, approve bool, who, reaso
 	a, err := w.Approval(ctx, id)
 	if err != nil {
 		return err
+	}
+	if approve && !w.cfg.Now().Before(a.Expires) {
+		return fmt.Errorf("%w: approval %s expired at %s", ErrApprovalInvalid, id, a.Expires.UTC().Format(time.RFC3339))
 	}
 	kind := store.KindDenied
 	if approve {
