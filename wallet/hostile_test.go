@@ -334,10 +334,6 @@ max_authorization: 5m
 duplicate_window: 10m
 `
 
-func (c *corpus) req(amount uint64, payTo common.Address) x402.PaymentRequirements {
-	return c.Requirements(amount, payTo)
-}
-
 var attacker = common.HexToAddress("0x000000000000000000000000000000000000bAd1")
 
 // wantOneOf checks err is one of the typed refusals, carried through *url.Error.
@@ -394,7 +390,7 @@ var hostileScenarios = []hostileScenario{
 		name: "price bait",
 		attack: func(t *testing.T, h *hostileCase) {
 			// The catalogue said $0.01; the 402 asks $0.05, well within max_payment.
-			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(5*cent, h.c.Seller.Address)}, nil)
+			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(5*cent, h.c.Seller.Address)}, nil)
 			ctx := wallet.WithIntent(context.Background(), wallet.Intent{Purpose: "forecast", ExpectedPrice: "0.01"})
 			_, _, err := do(ctx, h.wallet(basePolicy, nil).Client(), g.srv.URL+"/forecast")
 			wantOneOf(t, err, wallet.ErrOverExpectedPrice)
@@ -408,13 +404,13 @@ var hostileScenarios = []hostileScenario{
 			policy := basePolicy + "allow: {payees: [" + h.c.Seller.Address.Hex() + "]}\n"
 			w := h.wallet(policy, nil)
 			// Only the attacker's address is offered.
-			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, attacker)}, nil)
+			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(cent, attacker)}, nil)
 			_, _, err := do(context.Background(), w.Client(), g.srv.URL+"/forecast")
 			wantOneOf(t, err, wallet.ErrPayeeNotAllowed)
 			noPayment(t, g)
 			// The attacker's address offered cheaper, next to the seller's: only the seller is paid.
 			h.allow(h.c.Seller.Address, cent)
-			g2 := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent/10, attacker), h.c.req(cent, h.c.Seller.Address)}, nil)
+			g2 := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(cent/10, attacker), h.c.Requirements(cent, h.c.Seller.Address)}, nil)
 			status, body, err := do(context.Background(), w.Client(), g2.srv.URL+"/forecast")
 			paidOK(t, status, body, err)
 			if p := g2.payments(); len(p) != 1 || p[0].To != h.c.Seller.Address {
@@ -431,7 +427,7 @@ var hostileScenarios = []hostileScenario{
 			// $0.01 written as if the token had 18 decimals: 10^16 atomic units, which the registry's
 			// 6 decimals make 10,000,000,000 tokens. The buyer holds that much, so only the policy
 			// stands between the seller and the money.
-			r := h.c.req(0, h.c.Seller.Address)
+			r := h.c.Requirements(0, h.c.Seller.Address)
 			r.Amount = "10000000000000000"
 			g := h.c.staticAsk(t, []x402.PaymentRequirements{r}, nil)
 			_, _, err := do(context.Background(), h.wallet(basePolicy, nil).Client(), g.srv.URL+"/forecast")
@@ -459,7 +455,7 @@ var hostileScenarios = []hostileScenario{
 		name: "look-alike domains",
 		attack: func(t *testing.T, h *hostileCase) {
 			policy := basePolicy + "allow: {hosts: [" + hostileHost + ", \"*.example.org\"]}\n"
-			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)}, nil)
+			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)}, nil)
 			// The allowed host redirects to a look-alike, which asks to be paid.
 			redirector := httptest.NewServer(http.RedirectHandler("http://api.example.com.evil.test/forecast", http.StatusFound))
 			t.Cleanup(redirector.Close)
@@ -498,7 +494,7 @@ var hostileScenarios = []hostileScenario{
 		name: "replayed challenge",
 		attack: func(t *testing.T, h *hostileCase) {
 			// The seller serves the same 402 again after it was paid.
-			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)}, nil)
+			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)}, nil)
 			w := h.wallet(basePolicy, nil)
 			h.allow(h.c.Seller.Address, cent)
 			status, body, err := do(context.Background(), w.Client(), g.srv.URL+"/forecast")
@@ -528,9 +524,9 @@ var hostileScenarios = []hostileScenario{
 		attack: func(t *testing.T, h *hostileCase) {
 			// A seller that answers 402 forever, taking every payment it gets, and an agent that
 			// retries 20 times.
-			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)},
+			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)},
 				func(w http.ResponseWriter, r *http.Request, _ *x402.SettleResponse) {
-					ask(w, r, h.c.req(cent, h.c.Seller.Address))
+					ask(w, r, h.c.Requirements(cent, h.c.Seller.Address))
 				})
 			w := h.wallet(basePolicy, nil)
 			h.allow(h.c.Seller.Address, cent)
@@ -548,9 +544,9 @@ var hostileScenarios = []hostileScenario{
 			}
 
 			// The same storm from 20 agents at once on one URL: still one payment.
-			g2 := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)},
+			g2 := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)},
 				func(w http.ResponseWriter, r *http.Request, _ *x402.SettleResponse) {
-					ask(w, r, h.c.req(cent, h.c.Seller.Address))
+					ask(w, r, h.c.Requirements(cent, h.c.Seller.Address))
 				})
 			h.allow(h.c.Seller.Address, cent)
 			var wg sync.WaitGroup
@@ -569,7 +565,7 @@ var hostileScenarios = []hostileScenario{
 
 			// A seller that says "settlement pending" forever: the wallet re-presents the one
 			// authorization it signed, for a bounded time, and never signs another.
-			pending := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)},
+			pending := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)},
 				func(w http.ResponseWriter, r *http.Request, _ *x402.SettleResponse) {
 					v, _ := x402.EncodeHeader(x402.SettleResponse{ErrorReason: x402.ReasonSettlementPending, Network: x402.EIP155(h.c.Chain.ChainID())})
 					w.Header().Set(x402.HeaderPaymentResponse, v)
@@ -596,7 +592,7 @@ var hostileScenarios = []hostileScenario{
 		name: "fake delivery",
 		attack: func(t *testing.T, h *hostileCase) {
 			// The seller takes the payment and answers 402 again, as if it had not been paid.
-			accepts := []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)}
+			accepts := []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)}
 			g := h.c.staticAsk(t, accepts, func(w http.ResponseWriter, r *http.Request, _ *x402.SettleResponse) { ask(w, r, accepts...) })
 			w := h.wallet(basePolicy, nil)
 			h.allow(h.c.Seller.Address, cent)
@@ -638,7 +634,7 @@ var hostileScenarios = []hostileScenario{
 					deliver(w, s, `{"sky":"clear"}`)
 					return
 				}
-				v, _ := x402.EncodeHeader(x402.PaymentRequired{X402Version: x402.V2, Accepts: []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)}})
+				v, _ := x402.EncodeHeader(x402.PaymentRequired{X402Version: x402.V2, Accepts: []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)}})
 				w.Header().Set(x402.HeaderPaymentRequired, v)
 				w.WriteHeader(http.StatusPaymentRequired)
 				io.WriteString(w, v1)
@@ -673,7 +669,7 @@ var hostileScenarios = []hostileScenario{
 	{
 		name: "accepts ordered to lure the costliest",
 		attack: func(t *testing.T, h *hostileCase) {
-			r := func(v uint64) x402.PaymentRequirements { return h.c.req(v, h.c.Seller.Address) }
+			r := func(v uint64) x402.PaymentRequirements { return h.c.Requirements(v, h.c.Seller.Address) }
 			g := h.c.staticAsk(t, []x402.PaymentRequirements{r(9 * cent), r(5 * cent), r(2 * cent), r(cent)}, nil)
 			h.allow(h.c.Seller.Address, cent)
 			status, body, err := do(context.Background(), h.wallet(basePolicy, nil).Client(), g.srv.URL+"/forecast")
@@ -689,11 +685,11 @@ var hostileScenarios = []hostileScenario{
 		attack: func(t *testing.T, h *hostileCase) {
 			policy := basePolicy + "allow: {networks: [" + string(x402.EIP155(h.c.Chain.ChainID())) + "], assets: [" + h.c.Token.Address.Hex() + "]}\n"
 			w := h.wallet(policy, nil)
-			untrusted := h.c.req(cent/10, h.c.Seller.Address)
+			untrusted := h.c.Requirements(cent/10, h.c.Seller.Address)
 			untrusted.Asset = common.HexToAddress("0x00000000000000000000000000000000000BAd02").Hex()
-			otherChain := h.c.req(cent/10, h.c.Seller.Address)
+			otherChain := h.c.Requirements(cent/10, h.c.Seller.Address)
 			otherChain.Network = "eip155:1"
-			otherScheme := h.c.req(cent/10, h.c.Seller.Address)
+			otherScheme := h.c.Requirements(cent/10, h.c.Seller.Address)
 			otherScheme.Scheme = "upto"
 			for _, r := range []x402.PaymentRequirements{untrusted, otherChain, otherScheme} {
 				g := h.c.staticAsk(t, []x402.PaymentRequirements{r}, nil)
@@ -703,7 +699,7 @@ var hostileScenarios = []hostileScenario{
 			}
 			// Paid in the token, the seller answers with a 402 for another asset on another chain.
 			h.allow(h.c.Seller.Address, cent)
-			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)},
+			g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)},
 				func(w http.ResponseWriter, r *http.Request, _ *x402.SettleResponse) { ask(w, r, untrusted, otherChain) })
 			status, _, err := do(context.Background(), w.Client(), g.srv.URL+"/forecast")
 			if err != nil || status != http.StatusPaymentRequired {
@@ -722,7 +718,7 @@ var hostileScenarios = []hostileScenario{
 		name: "over-long authorization",
 		attack: func(t *testing.T, h *hostileCase) {
 			for _, timeout := range []int64{10 * 365 * 24 * 3600, 0, -1} {
-				r := h.c.req(cent, h.c.Seller.Address)
+				r := h.c.Requirements(cent, h.c.Seller.Address)
 				r.MaxTimeoutSeconds = timeout
 				g := h.c.staticAsk(t, []x402.PaymentRequirements{r}, nil)
 				h.allow(h.c.Seller.Address, cent)
@@ -745,7 +741,7 @@ var hostileScenarios = []hostileScenario{
 		attack: func(t *testing.T, h *hostileCase) {
 			// The seller settles, then hangs up without answering: the wallet cannot know the
 			// outcome, so the spend stays counted and the agent's retry pays nothing more.
-			accepts := []x402.PaymentRequirements{h.c.req(cent, h.c.Seller.Address)}
+			accepts := []x402.PaymentRequirements{h.c.Requirements(cent, h.c.Seller.Address)}
 			g := h.c.staticAsk(t, accepts, func(w http.ResponseWriter, r *http.Request, _ *x402.SettleResponse) {
 				conn, _, err := w.(http.Hijacker).Hijack()
 				if err == nil {
@@ -792,7 +788,7 @@ var hostileScenarios = []hostileScenario{
 					} else {
 						dsn = pgtest.DSN(t)
 					}
-					g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.req(9_000, h.c.Seller.Address)}, nil)
+					g := h.c.staticAsk(t, []x402.PaymentRequirements{h.c.Requirements(9_000, h.c.Seller.Address)}, nil)
 					agents := make([]*wallet.Wallet, 4)
 					for i := range agents {
 						agents[i] = h.walletOn(t, policy, nil, dsn)
