@@ -66,6 +66,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		fmt.Fprintf(stderr, "quid %s: %v\n", c.name, err)
+		// A command may choose its code so scripts and agents can tell its failures apart.
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			return coded.ExitCode()
+		}
 		return 1
 	}
 	fmt.Fprintf(stderr, "quid: unknown command %q\n\n", args[0])

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func TestPay(t *testing.T) {
 	}{
 		{"pays within the maximum", []string{"pay", s.apiURL + "/weather", "--max", "0.05", "--key-file", goodKey}, 0, `"sky":"clear"`, "paid 0.01 qUSD", ""},
 		{"flags before the URL", []string{"pay", "--max", "0.01", "--key-file", goodKey, s.apiURL + "/quote"}, 0, "Value is what you get", "paid 0.005 qUSD", ""},
-		{"refuses a price above the maximum", []string{"pay", s.apiURL + "/report", "--max", "0.10", "--key-file", goodKey}, 1, "", "exceeds the per-request maximum", ""},
+		{"refuses a price above the maximum", []string{"pay", s.apiURL + "/report", "--max", "0.10", "--key-file", goodKey}, 4, "", "exceeds the per-request maximum", ""},
 		{"refuses a key file others can read", []string{"pay", s.apiURL + "/weather", "--max", "0.05", "--key-file", writeKey(t, buyerKey, 0o644)}, 1, "", "chmod 600", buyerKey},
 		{"refuses a key file that is not a key", []string{"pay", s.apiURL + "/weather", "--max", "0.05", "--key-file", writeKey(t, "zz"+buyerKey[2:], 0o600)}, 1, "", "not a 32-byte hex", buyerKey[2:]},
 		{"needs --max", []string{"pay", s.apiURL + "/weather", "--key-file", goodKey}, 2, "", "Usage", ""},
@@ -86,7 +87,13 @@ func TestPay(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			code := run(context.Background(), tc.args, &out, &errOut)
+			// Each case gets its own wallet store, after the URL when the URL comes first.
+			at := 1
+			if !strings.HasPrefix(tc.args[1], "-") {
+				at = 2
+			}
+			args := slices.Concat(tc.args[:at], []string{"--store", filepath.Join(t.TempDir(), "wallet.db")}, tc.args[at:])
+			code := run(context.Background(), args, &out, &errOut)
 			if code != tc.code || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errOut.String(), tc.stderr) {
 				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errOut.String())
 			}

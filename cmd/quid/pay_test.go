@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -108,39 +107,14 @@ func newWcliEnvOn(t *testing.T, policy string, env *quidtest.Env) *wcliEnv {
 type wcliResult struct {
 	code           int
 	stdout, stderr string
-	err            error
-}
-
-// wcliExitCode is the exit code quid gives err: run's mapping, plus the codes quid pay chooses.
-func wcliExitCode(err error) int {
-	var coded interface{ ExitCode() int }
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		return 2
-	case errors.As(err, &coded):
-		return coded.ExitCode()
-	}
-	return 1
 }
 
 // quid runs one command as the binary would and returns its outcome.
 func (e *wcliEnv) quid(t *testing.T, args ...string) wcliResult {
 	t.Helper()
-	for _, c := range commands {
-		if c.name != args[0] {
-			continue
-		}
-		var out, errOut bytes.Buffer
-		err := c.run(context.Background(), args[1:], &out, &errOut)
-		if err != nil {
-			fmt.Fprintf(&errOut, "quid %s: %v\n", c.name, err)
-		}
-		return wcliResult{wcliExitCode(err), out.String(), errOut.String(), err}
-	}
-	t.Fatalf("no command %s", args[0])
-	return wcliResult{}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return wcliResult{code, out.String(), errOut.String()}
 }
 
 func (r wcliResult) String() string {
