@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,8 @@ var scenarios = []scenario{
 		"GET /weather with a freshly signed PAYMENT-SIGNATURE, through quid's paywall with the default SettleAfter: facilitator.Verify in-process, the claim in SQLite, the handler, facilitator.Settle (transaction sent, mined on the devnet, receipt and Transfer log checked, recorded in SQLite), then the 200", runExact},
 	{"exact-deferred", "3", "quid x402 exact, SettleDeferred",
 		"GET /weather with a freshly signed PAYMENT-SIGNATURE, through quid's paywall with SettleDeferred: facilitator.Defer in-process (verified with the simulation, queued and reserved in SQLite), the claim, the handler, the release to the batcher, then the 200; the payment is settled later in a batch", runExactDeferred},
-	{"capability", "4", "quid capability token", "", runCapability},
+	{"capability", "4", "quid capability token",
+		"GET /weather presenting a Quid-Capability token bought by an earlier payment, through quid's paywall: the macaroon verified, the payer's block flag read and a use counted in SQLite, the handler, then the 200; no 402 and no payment", runCapability},
 	{"ts-peer", "5", "@x402/express + TS facilitator",
 		"GET /weather with a freshly signed PAYMENT-SIGNATURE, through @x402/express 2.27 with the TypeScript facilitator (@x402/core + @x402/evm, viem over the devnet's JSON-RPC) in the same node process; settles before the 200 like quid", runTSPeer},
 	{"go-sdk", "6", "official Go SDK net/http", "", runGoSDK},
@@ -358,27 +360,33 @@ func newPaidClient(ctx context.Context, c *chainEnv, workers int, url string) (*
 }
 
 func (p *paidClient) op(ctx context.Context, w int) error {
+	_, err := p.pay(ctx, w)
+	return err
+}
+
+// pay sends one paid request as worker w and returns the paid response.
+func (p *paidClient) pay(ctx context.Context, w int) (*http.Response, error) {
 	pay, err := payment(p.payers[w%len(p.payers)], p.domain, p.req, p.resource, p.ext)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	header, err := x402.EncodeHeader(pay)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set(x402.HeaderPaymentSignature, header)
 	resp, err := get(p.client, req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !p.onCredit && resp.Header.Get(x402.HeaderPaymentResponse) == "" {
-		return errors.New("200 without PAYMENT-RESPONSE")
+		return nil, errors.New("200 without PAYMENT-RESPONSE")
 	}
-	return nil
+	return resp, nil
 }
 
 func runExact(ctx context.Context, b *runner, r *Result) error {
@@ -486,12 +494,77 @@ func paidRoute(ctx context.Context, b *runner, r *Result, mode paywall.SettleMod
 	return q.checkPaid(ctx, r, before, s.succeeded)
 }
 
-// ---------------------------------------------------------------- 4 and 6: not measurable yet
-
-func runCapability(_ context.Context, b *runner, r *Result) error {
-	b.skip(r, "Capability tokens do not exist yet (issue 5): there is nothing to measure. This row will measure a request carrying a capability token after one payment once they do.")
-	return nil
+// runCapability measures requests that present a capability token bought by one payment per
+// worker: the paywall verifies the macaroon and counts a use in the same SQLite store that holds
+// the facilitator's and the paywall's records, and the handler runs without a 402.
+func runCapability(ctx context.Context, b *runner, r *Result) error {
+	q, err := b.quidStack(ctx, r.ID, false)
+	if err != nil {
+		return err
+	}
+	defer q.close()
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	pw, err := paywall.New(paywall.Config{
+		Facilitator: timedFacilitator{f: q.fac, rec: q.rec}, ChainID: q.chainID, PayTo: q.seller.Address,
+		Assets: evm.NewRegistry(q.token), Claims: q.st, MaxTimeout: q.maxTime,
+		Secret: secret, Uses: q.db, Records: q.db,
+	})
+	if err != nil {
+		return err
+	}
+	charge, err := pw.Charge(paywall.Route{Price: fmt.Sprintf("%d %s", benchPriceAtomic, q.token.Address.Hex()),
+		Description: "Current weather", MimeType: "application/json", Method: http.MethodGet, Path: "/weather",
+		Capability: &paywall.CapabilityPolicy{TTL: time.Hour}})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /weather", charge(http.HandlerFunc(weather)))
+	srv, err := serve(mux)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	pc, err := newPaidClient(ctx, q.chainEnv, b.cfg.Concurrency, srv.url+"/weather")
+	if err != nil {
+		return err
+	}
+	defer pc.client.CloseIdleConnections()
+	before, err := q.balance(ctx, q.seller.Address)
+	if err != nil {
+		return err
+	}
+	tokens := make([]string, b.cfg.Concurrency)
+	for w := range tokens {
+		resp, err := pc.pay(ctx, w)
+		if err != nil {
+			return fmt.Errorf("buying worker %d's token: %w", w, err)
+		}
+		if tokens[w] = resp.Header.Get(paywall.HeaderCapability); tokens[w] == "" {
+			return errors.New("a settled payment carried no capability token")
+		}
+	}
+	r.Processes = processes(q.chainEnv, "load generator, quid's paywall verifying macaroons and counting uses in SQLite")
+	r.Note = fmt.Sprintf("Each of the %d workers paid once for a one-hour token before the window; every measured request presents it and none pays.", len(tokens))
+	_, err = b.load(ctx, r, loadConfig{chainPID: q.pid}, one(func(ctx context.Context, w int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.url+"/weather", nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set(paywall.HeaderCapability, tokens[w])
+		_, err = get(pc.client, req)
+		return err
+	}))
+	if err != nil {
+		return err
+	}
+	return q.checkPaid(ctx, r, before, int64(len(tokens)))
 }
+
+// ---------------------------------------------------------------- 6: not measurable here
 
 // goSDKError is what the Go module proxy answers for the official Go SDK (see interop/README.md).
 const goSDKError = "go: github.com/x402-foundation/x402/go/v2@v2.27.0: reading https://proxy.golang.org/github.com/x402-foundation/x402/go/v2/@v/v2.27.0.info: 403 Forbidden\n\tserver response: This module version is not available."
