@@ -53,7 +53,7 @@ func TestBenchSmoke(t *testing.T) {
 			continue
 		}
 		switch id {
-		case "capability", "go-sdk":
+		case "go-sdk":
 			if r.Status != bench.StatusSkipped || r.Note == "" {
 				t.Errorf("%s: %s, want skipped with a note", id, r.Status)
 			}
