@@ -410,21 +410,7 @@ func paidRoute(ctx context.Context, b *runner, r *Result, mode paywall.SettleMod
 	if deferred {
 		fac = timedDeferrer{timedFacilitator: timedFacilitator{f: q.fac, rec: q.rec}, d: q.fac}
 	}
-	pw, err := paywall.New(paywall.Config{
-		Facilitator: fac, ChainID: q.chainID, PayTo: q.seller.Address,
-		Assets: evm.NewRegistry(q.token), Claims: q.st, MaxTimeout: q.maxTime,
-	})
-	if err != nil {
-		return err
-	}
-	charge, err := pw.Charge(paywall.Route{Price: fmt.Sprintf("%d %s", benchPriceAtomic, q.token.Address.Hex()),
-		Description: "Current weather", MimeType: "application/json", Settle: mode})
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /weather", charge(http.HandlerFunc(weather)))
-	srv, err := serve(mux)
+	srv, err := q.weatherServer(paywall.Config{Facilitator: fac}, paywall.Route{Settle: mode})
 	if err != nil {
 		return err
 	}
@@ -494,6 +480,26 @@ func paidRoute(ctx context.Context, b *runner, r *Result, mode paywall.SettleMod
 	return q.checkPaid(ctx, r, before, s.succeeded)
 }
 
+// weatherServer serves GET /weather behind quid's paywall at the bench price in qUSD, paid to
+// the seller, with cfg's and route's other fields as given; the claims live in the stack's
+// SQLite store.
+func (q *quidStack) weatherServer(cfg paywall.Config, route paywall.Route) (*server, error) {
+	cfg.ChainID, cfg.PayTo, cfg.Assets, cfg.Claims, cfg.MaxTimeout = q.chainID, q.seller.Address, evm.NewRegistry(q.token), q.st, q.maxTime
+	pw, err := paywall.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	route.Price = fmt.Sprintf("%d %s", benchPriceAtomic, q.token.Address.Hex())
+	route.Description, route.MimeType = "Current weather", "application/json"
+	charge, err := pw.Charge(route)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /weather", charge(http.HandlerFunc(weather)))
+	return serve(mux)
+}
+
 // runCapability measures requests that present a capability token bought by one payment per
 // worker: the paywall verifies the macaroon and counts a use in the same SQLite store that holds
 // the facilitator's and the paywall's records, and the handler runs without a 402.
@@ -507,23 +513,9 @@ func runCapability(ctx context.Context, b *runner, r *Result) error {
 	if _, err := rand.Read(secret); err != nil {
 		return err
 	}
-	pw, err := paywall.New(paywall.Config{
-		Facilitator: timedFacilitator{f: q.fac, rec: q.rec}, ChainID: q.chainID, PayTo: q.seller.Address,
-		Assets: evm.NewRegistry(q.token), Claims: q.st, MaxTimeout: q.maxTime,
-		Secret: secret, Uses: q.db, Records: q.db,
-	})
-	if err != nil {
-		return err
-	}
-	charge, err := pw.Charge(paywall.Route{Price: fmt.Sprintf("%d %s", benchPriceAtomic, q.token.Address.Hex()),
-		Description: "Current weather", MimeType: "application/json", Method: http.MethodGet, Path: "/weather",
-		Capability: &paywall.CapabilityPolicy{TTL: time.Hour}})
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /weather", charge(http.HandlerFunc(weather)))
-	srv, err := serve(mux)
+	srv, err := q.weatherServer(
+		paywall.Config{Facilitator: timedFacilitator{f: q.fac, rec: q.rec}, Secret: secret, Uses: q.db, Records: q.db},
+		paywall.Route{Method: http.MethodGet, Path: "/weather", Capability: &paywall.CapabilityPolicy{TTL: time.Hour}})
 	if err != nil {
 		return err
 	}
