@@ -133,7 +133,7 @@ func TestFacilitatorServesAgainstAnRPCEndpoint(t *testing.T) {
 	var out, errOut syncBuffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"facilitator", "--rpc", rpcURL, "--key-file", key, "--listen", "127.0.0.1:0"}, &out, &errOut)
+		done <- run(ctx, []string{"facilitator", "--rpc", rpcURL, "--key-file", key, "--listen", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errOut)
 	}()
 
 	addr := regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
