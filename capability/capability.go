@@ -46,7 +46,9 @@ const (
 // Expires limits the token to requests made before t (to the second).
 func Expires(t time.Time) Caveat { return Caveat{kwExpires + " " + strconv.FormatInt(t.Unix(), 10)} }
 
-// Uses limits the token to n requests in all, counted across every attenuation of it.
+// Uses limits the token to n requests in all, counted across every attenuation of it that
+// carries a uses caveat. Requests on an attenuation without one (possible only when the minted
+// token had none) are limited by time alone and are not counted.
 func Uses(n uint64) Caveat { return Caveat{kwUses + " " + strconv.FormatUint(n, 10)} }
 
 // Payer names who paid for the token. The seller applies its access policy to this payer.

@@ -1,7 +1,6 @@
 package paywall
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -82,21 +81,23 @@ func (p *Paywall) serveCapability(w http.ResponseWriter, r *http.Request, rt *ro
 		p.forbid(w, r, rt, grant.Payer, err)
 		return true, nil
 	}
-	ok, err := p.cfg.Uses.UseCapability(r.Context(), grant.ID, grant.Uses, grant.Latest)
-	if err != nil {
-		p.log.Error("capability use store unavailable", "err", err)
-		w.Header().Set("Retry-After", "1")
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSONError(w, http.StatusServiceUnavailable, "payment service unavailable")
-		return true, nil
-	}
-	if !ok {
-		return false, &x402.Error{Reason: ReasonCapabilityUsedUp}
-	}
-	if p.cfg.Records != nil {
-		if err := p.cfg.Records.RecordRequest(context.WithoutCancel(r.Context()), grant.Payer, p.cfg.Now()); err != nil {
-			p.log.Error("recording a request", "err", err)
+	// A token without a uses caveat is bounded by its expiry alone: there is nothing to count,
+	// so it costs no write. Uses are counted from the first request carrying a uses caveat.
+	if grant.Uses > 0 {
+		ok, err := p.cfg.Uses.UseCapability(r.Context(), grant.ID, grant.Uses, grant.Latest)
+		if err != nil {
+			p.log.Error("capability use store unavailable", "err", err)
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Cache-Control", "no-store")
+			writeJSONError(w, http.StatusServiceUnavailable, "payment service unavailable")
+			return true, nil
 		}
+		if !ok {
+			return false, &x402.Error{Reason: ReasonCapabilityUsedUp}
+		}
+	}
+	if p.tally != nil {
+		p.tally.add(grant.Payer, p.cfg.Now())
 	}
 	p.log.Info("served on a capability token", "payer", grant.Payer.Hex(), "token", grant.ID.String(), "url", resourceURL(r))
 	h := w.Header()

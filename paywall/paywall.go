@@ -184,6 +184,7 @@ type Paywall struct {
 	log   *slog.Logger
 	keys  capability.Keys
 	rate  *rateLimiter
+	tally *tally // nil without Records
 
 	mu     sync.RWMutex
 	routes []*route // routes with a Path, for discovery and quotes
@@ -214,6 +215,9 @@ func New(cfg Config) (*Paywall, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	p := &Paywall{cfg: cfg, log: log, keys: capability.Keys{Secret: cfg.Secret}, rate: newRateLimiter(cfg.Now)}
+	if cfg.Records != nil {
+		p.tally = &tally{records: cfg.Records, log: log}
+	}
 	p.rails = []Rail{&x402Rail{cfg: &p.cfg}}
 	return p, nil
 }

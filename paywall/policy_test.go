@@ -217,7 +217,7 @@ func (brokenStore) Blocked(context.Context, common.Address) (bool, error) { retu
 func (brokenStore) RecordPayment(context.Context, store.SellerPayment) error {
 	return errStoreDown
 }
-func (brokenStore) RecordRequest(context.Context, common.Address, time.Time) error {
+func (brokenStore) RecordRequests(context.Context, common.Address, uint64, time.Time) error {
 	return errStoreDown
 }
 func (brokenStore) RecordRefusal(context.Context, store.Refusal) error { return errStoreDown }
@@ -255,7 +255,7 @@ func TestUnreachableSellerStoreIs503(t *testing.T) {
 			if tc.token {
 				id, _ := capability.NewID()
 				token, err := capability.Keys{Secret: secret}.Mint(id, capability.Payer(s.Buyer.Address),
-					capability.Expires(time.Now().Add(time.Hour)), capability.Scope("GET /x"))
+					capability.Expires(time.Now().Add(time.Hour)), capability.Scope("GET /x"), capability.Uses(5))
 				if err != nil {
 					t.Fatal(err)
 				}

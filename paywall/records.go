@@ -19,8 +19,9 @@ type Records interface {
 	Blocked(ctx context.Context, payer common.Address) (bool, error)
 	// RecordPayment records a settled payment; recording one payment twice counts it once.
 	RecordPayment(ctx context.Context, p store.SellerPayment) error
-	// RecordRequest counts a request served on a capability token.
-	RecordRequest(ctx context.Context, payer common.Address, at time.Time) error
+	// RecordRequests counts n requests of payer served on capability tokens, the last at last.
+	// The paywall tallies them in memory and records them about once a second (see tally).
+	RecordRequests(ctx context.Context, payer common.Address, n uint64, last time.Time) error
 	// RecordRefusal records a request refused by access policy or for an invalid credential.
 	RecordRefusal(ctx context.Context, r store.Refusal) error
 }

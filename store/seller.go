@@ -255,15 +255,18 @@ func (d *DB) addTotal(ctx context.Context, tx *sql.Tx, table, keyCol, key string
 	return nil
 }
 
-// RecordRequest counts a request of payer served without a payment of its own (on a capability
-// token).
-func (d *DB) RecordRequest(ctx context.Context, payer common.Address, at time.Time) error {
-	_, err := d.db.ExecContext(ctx, d.q(`INSERT INTO seller_payers (payer, requests, last_seen) VALUES (?, 1, ?)
-		ON CONFLICT (payer) DO UPDATE SET requests = seller_payers.requests + 1,
+// RecordRequests counts n requests of payer served without a payment of their own (on a
+// capability token), the last at last.
+func (d *DB) RecordRequests(ctx context.Context, payer common.Address, n uint64, last time.Time) error {
+	if n > math.MaxInt64 {
+		n = math.MaxInt64
+	}
+	_, err := d.db.ExecContext(ctx, d.q(`INSERT INTO seller_payers (payer, requests, last_seen) VALUES (?, ?, ?)
+		ON CONFLICT (payer) DO UPDATE SET requests = seller_payers.requests + excluded.requests,
 			last_seen = CASE WHEN excluded.last_seen > seller_payers.last_seen THEN excluded.last_seen ELSE seller_payers.last_seen END`),
-		payer.Hex(), at.UnixMilli())
+		payer.Hex(), int64(n), last.UnixMilli())
 	if err != nil {
-		return fmt.Errorf("store: record request: %w", err)
+		return fmt.Errorf("store: record requests: %w", err)
 	}
 	return nil
 }

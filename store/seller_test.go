@@ -107,7 +107,7 @@ func TestSellerRecords(t *testing.T) {
 		pay(newKey(), alice, "GET /a", usd, 50, 200)
 		pay(newKey(), alice, "GET /b", eur, 7, 200)
 		pay(newKey(), bob, "POST /c", usd, 10, 502) // settled before the handler failed
-		if err := db.RecordRequest(ctx, alice, at.Add(time.Second)); err != nil {
+		if err := db.RecordRequests(ctx, alice, 2, at.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		if known, _ := db.Known(ctx, alice); !known {
@@ -119,7 +119,7 @@ func TestSellerRecords(t *testing.T) {
 			t.Fatalf("payers %+v, %v", payers, err)
 		}
 		a := payers[0]
-		if a.Payer != alice || a.Requests != 4 || a.Payments != 3 || !a.LastSeen.Equal(at.Add(time.Second)) || len(a.Paid) != 2 {
+		if a.Payer != alice || a.Requests != 5 || a.Payments != 3 || !a.LastSeen.Equal(at.Add(time.Second)) || len(a.Paid) != 2 {
 			t.Fatalf("alice %+v", a)
 		}
 		for _, p := range a.Paid {
