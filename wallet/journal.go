@@ -36,10 +36,13 @@ func (e *JournalError) Is(target error) bool { return target == ErrJournalTamper
 // VerifyEntries checks a journal read in full from its first entry: sequence numbers from 1
 // without gaps, each entry's Prev equal to the hash before it, each Hash equal to what the
 // entry's fields hash to. It returns a *JournalError at the first break.
-func VerifyEntries(entries []store.JournalEntry) error {
-	var prev [32]byte
+func VerifyEntries(entries []store.JournalEntry) error { return verifyChain(JournalHead{}, entries) }
+
+// verifyChain checks entries that follow start (the zero head: the journal's beginning).
+func verifyChain(start JournalHead, entries []store.JournalEntry) error {
+	prev := start.Hash
 	for i, e := range entries {
-		want := uint64(i + 1)
+		want := start.Seq + uint64(i) + 1
 		switch {
 		case e.Seq != want:
 			return &JournalError{Seq: e.Seq, Reason: fmt.Sprintf("sequence %d where %d was due (an entry deleted or moved)", e.Seq, want)}
@@ -53,14 +56,25 @@ func VerifyEntries(entries []store.JournalEntry) error {
 	return nil
 }
 
+// readJournal reads the wallet's whole journal, or, from a MemoryLedger, the part it kept with
+// the head of the entry before it.
+func (w *Wallet) readJournal(ctx context.Context) (JournalHead, []store.JournalEntry, error) {
+	if m, ok := w.cfg.Ledger.(*MemoryLedger); ok {
+		start, entries := m.readJournalWindow(w.id)
+		return start, entries, nil
+	}
+	entries, err := w.cfg.Ledger.ReadJournal(ctx, w.id, store.JournalQuery{})
+	return JournalHead{}, entries, err
+}
+
 // VerifyJournal reads the wallet's whole journal from its ledger and verifies its chain. It
 // returns the number of entries checked.
 func (w *Wallet) VerifyJournal(ctx context.Context) (int, error) {
-	entries, err := w.cfg.Ledger.ReadJournal(ctx, w.id, store.JournalQuery{})
+	start, entries, err := w.readJournal(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return len(entries), VerifyEntries(entries)
+	return len(entries), verifyChain(start, entries)
 }
 
 // JournalHead is the last entry of a journal: kept somewhere else (printed, sent to the owner),
@@ -73,25 +87,32 @@ type JournalHead struct {
 // VerifyJournalFrom verifies the chain like VerifyJournal and also that it still holds anchor
 // (a head recorded earlier; the zero head checks nothing more). It returns the current head.
 func (w *Wallet) VerifyJournalFrom(ctx context.Context, anchor JournalHead) (JournalHead, error) {
-	entries, err := w.cfg.Ledger.ReadJournal(ctx, w.id, store.JournalQuery{})
+	start, entries, err := w.readJournal(ctx)
 	if err != nil {
 		return JournalHead{}, err
 	}
-	if err := VerifyEntries(entries); err != nil {
+	if err := verifyChain(start, entries); err != nil {
 		return JournalHead{}, err
 	}
-	var head JournalHead
+	head := start
 	if n := len(entries); n > 0 {
 		head = JournalHead{Seq: entries[n-1].Seq, Hash: entries[n-1].Hash}
 	}
-	if anchor.Seq > 0 {
-		if anchor.Seq > uint64(len(entries)) {
-			return head, &JournalError{Seq: anchor.Seq, Reason: fmt.Sprintf("the journal ends at %d: entries were removed from its end", len(entries))}
+	switch {
+	case anchor.Seq == 0:
+	case anchor.Seq > head.Seq:
+		return head, &JournalError{Seq: anchor.Seq, Reason: fmt.Sprintf("the journal ends at %d: entries were removed from its end", head.Seq)}
+	case anchor.Seq == start.Seq:
+		if start.Hash != anchor.Hash {
+			return head, &JournalError{Seq: anchor.Seq, Reason: "does not match the recorded head"}
 		}
-		if entries[anchor.Seq-1].Hash != anchor.Hash {
+	case anchor.Seq > start.Seq:
+		if entries[anchor.Seq-start.Seq-1].Hash != anchor.Hash {
 			return head, &JournalError{Seq: anchor.Seq, Reason: "does not match the recorded head"}
 		}
 	}
+	// An anchor older than what a MemoryLedger kept cannot be checked; the chain from the
+	// first entry kept was.
 	return head, nil
 }
 

@@ -17,9 +17,14 @@ import (
 // process, and lost when the process ends. It is the default of a wallet without a Ledger;
 // wallets of several processes, or whose budgets must survive a restart, use a *store.DB.
 // Spends older than the longest window are forgotten (unless a delegation may still count
-// them); the journal is kept whole, so a long-lived wallet with a busy journal should use a
-// store.
+// them), and so are the oldest journal entries beyond JournalLimit: a wallet whose journal must
+// be kept whole uses a store.
 type MemoryLedger struct {
+	// JournalLimit bounds the journal entries kept per wallet; past it the oldest quarter is
+	// dropped, and VerifyJournal checks the chain from the first entry kept. Set it before use.
+	// Default: DefaultMemoryJournalLimit.
+	JournalLimit int
+
 	mu          sync.Mutex
 	sweep       int
 	spends      []*memSpend
@@ -27,7 +32,8 @@ type MemoryLedger struct {
 	approvals   map[string]*store.Approval
 	delegations map[string]*store.Delegation
 	journal     map[string][]store.JournalEntry
-	payees      map[string]bool // wallet and payee of every settled spend, kept after pruning
+	dropped     map[string]JournalHead // per wallet, the last journal entry dropped
+	payees      map[string]bool        // wallet and payee of every settled spend, kept after pruning
 }
 
 type memSpend struct {
@@ -41,7 +47,8 @@ var _ Ledger = (*MemoryLedger)(nil)
 // NewMemoryLedger returns an empty MemoryLedger.
 func NewMemoryLedger() *MemoryLedger {
 	return &MemoryLedger{byID: map[string]*memSpend{}, approvals: map[string]*store.Approval{},
-		delegations: map[string]*store.Delegation{}, journal: map[string][]store.JournalEntry{}, payees: map[string]bool{}}
+		delegations: map[string]*store.Delegation{}, journal: map[string][]store.JournalEntry{},
+		dropped: map[string]JournalHead{}, payees: map[string]bool{}}
 }
 
 func memKey(wallet, id string) string { return wallet + "\x00" + id }
@@ -308,14 +315,35 @@ func (m *MemoryLedger) AppendJournal(_ context.Context, e store.JournalEntry) (s
 
 func (m *MemoryLedger) append(e store.JournalEntry) store.JournalEntry {
 	j := m.journal[e.Wallet]
-	e.Seq = uint64(len(j)) + 1
-	e.Prev = [32]byte{}
+	last := m.dropped[e.Wallet]
 	if len(j) > 0 {
-		e.Prev = j[len(j)-1].Hash
+		last = JournalHead{Seq: j[len(j)-1].Seq, Hash: j[len(j)-1].Hash}
 	}
+	e.Seq, e.Prev = last.Seq+1, last.Hash
 	e.Hash = e.ComputeHash()
-	m.journal[e.Wallet] = append(j, e)
+	j = append(j, e)
+	limit := m.JournalLimit
+	if limit <= 0 {
+		limit = DefaultMemoryJournalLimit
+	}
+	if len(j) > limit {
+		drop := len(j) - limit + limit/4
+		m.dropped[e.Wallet] = JournalHead{Seq: j[drop-1].Seq, Hash: j[drop-1].Hash}
+		j = slices.Clone(j[drop:])
+	}
+	m.journal[e.Wallet] = j
 	return e
+}
+
+// DefaultMemoryJournalLimit is MemoryLedger.JournalLimit's default.
+const DefaultMemoryJournalLimit = 10_000
+
+// readJournalWindow returns the wallet's retained journal and the head of the entry just before
+// it (zero when nothing was dropped), read together.
+func (m *MemoryLedger) readJournalWindow(wallet string) (JournalHead, []store.JournalEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dropped[wallet], slices.Clone(m.journal[wallet])
 }
 
 // ReadJournal implements Ledger.
