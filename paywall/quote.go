@@ -61,7 +61,8 @@ type QuoteRequest struct {
 	Path   string `json:"path"`
 	// Task describes the work, for the Quoter.
 	Task string `json:"task,omitempty"`
-	// Payer is the address the buyer will pay from, if it wants a known buyer's price.
+	// Payer is the address the buyer will pay from. It is checked but does not change the
+	// price: a quote can be paid from any address, so it is priced as for an unknown buyer.
 	Payer string `json:"payer,omitempty"`
 }
 
@@ -255,9 +256,8 @@ func (p *Paywall) serveQuote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target.Host, target.TLS = r.Host, r.TLS
-	if q.Payer != "" {
-		target.Header.Set(HeaderPayer, q.Payer)
-	}
+	// A quote is not bound to a payer, so it is priced for anyone: pricing it for the claimed
+	// payer would let a stranger pay a known buyer's price with it.
 	path := cleanPath(target)
 	rt := p.quotable(q.Method, path)
 	if rt == nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/paywall"
+	"github.com/quidpay/quid/store"
 	"github.com/quidpay/quid/x402"
 )
 
@@ -258,4 +259,20 @@ func (c *countingUses) UseCapability(_ context.Context, id [16]byte, max uint64,
 	}
 	c.used[id]++
 	return true, nil
+}
+
+// A quote can be paid from any address, so a payer claimed when asking for it must not earn a
+// known buyer's price.
+func TestQuoteIsNotPricedForAClaimedPayer(t *testing.T) {
+	t.Parallel()
+	s := newShop(t, nil, paywall.Route{Method: "POST", Path: "/k", Price: "$0.02", KnownPrice: "$0.01", Quote: &paywall.QuotePolicy{}})
+	known := s.Buyer.Address
+	if err := s.db.RecordPayment(t.Context(), store.SellerPayment{Key: store.Key{1}, At: time.Now(), Payer: known,
+		Route: "POST /k", Asset: s.Token.Address, Amount: evm.NewAmount(10000), Tx: "0x01", Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	resp, q := s.quote(t, paywall.QuoteRequest{Method: "POST", Path: "/k", Payer: known.Hex()})
+	if resp.StatusCode != http.StatusOK || q.Price != "20000" {
+		t.Fatalf("quote for a claimed known payer: %s %+v, want the unknown buyer's price 20000", resp.Status, q)
+	}
 }

@@ -356,7 +356,8 @@ func canonical(p string) bool {
 
 // requestHost is r's Host, lower-cased and without its port.
 func requestHost(r *http.Request) string {
-	return hostOnly(strings.ToLower(r.Host))
+	// "api.example.com." names the same host; without the dot it cannot miss its routes.
+	return strings.TrimSuffix(hostOnly(strings.ToLower(r.Host)), ".")
 }
 
 func hostOnly(h string) string {

@@ -236,6 +236,7 @@ func TestRouteMatching(t *testing.T) {
 	}{
 		{"GET", "api.example.com", "/a", 200, "exact-host"},
 		{"GET", "API.Example.com:8080", "/a", 200, "exact-host"},
+		{"GET", "api.example.com.", "/a", 200, "exact-host"},
 		{"GET", "eu.example.com", "/a", 200, "wild-host"},
 		{"GET", "a.b.example.com", "/a", 200, "wild-host"},
 		{"GET", "example.com", "/a", 200, "get-a"},
