@@ -37,8 +37,11 @@ func ParseAmount(s string) (Amount, error) {
 // ParseDecimal parses a human amount such as "0.01" in a token of the given decimals. It refuses
 // more fractional digits than the token has rather than rounding.
 func ParseDecimal(s string, decimals uint8) (Amount, error) {
-	whole, frac, hasDot := strings.Cut(s, ".")
-	if whole == "" || (hasDot && frac == "") || len(frac) > int(decimals) || !allDigits(whole) || !allDigits(frac) {
+	if !IsDecimal(s) {
+		return Amount{}, ErrAmount
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) > int(decimals) {
 		return Amount{}, ErrAmount
 	}
 	digits := strings.TrimLeft(whole+frac+strings.Repeat("0", int(decimals)-len(frac)), "0")
@@ -46,6 +49,13 @@ func ParseDecimal(s string, decimals uint8) (Amount, error) {
 		digits = "0"
 	}
 	return ParseAmount(digits)
+}
+
+// IsDecimal reports whether s is a plain decimal as people write amounts: digits, optionally a
+// dot and more digits ("12", "0.05"), without sign, exponent or separators.
+func IsDecimal(s string) bool {
+	whole, frac, hasDot := strings.Cut(s, ".")
+	return whole != "" && allDigits(whole) && (!hasDot || (frac != "" && allDigits(frac)))
 }
 
 func allDigits(s string) bool {

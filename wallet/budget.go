@@ -11,6 +11,7 @@ import (
 
 	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/store"
+	"github.com/quidpay/quid/x402"
 )
 
 // Budget is one limit and how much of it is used now.
@@ -102,14 +103,14 @@ func (w *Wallet) lookupAsset(network string, addr common.Address) (evm.Asset, bo
 	if w.cfg.Assets == nil {
 		return evm.Asset{}, false
 	}
-	var chainID uint64
-	if _, err := fmt.Sscanf(network, "eip155:%d", &chainID); err != nil {
+	chainID, ok := x402.Network(network).ChainID()
+	if !ok {
 		return evm.Asset{}, false
 	}
 	return w.cfg.Assets.Lookup(chainID, addr)
 }
 
-func networkOf(a evm.Asset) string { return fmt.Sprintf("eip155:%d", a.ChainID) }
+func networkOf(a evm.Asset) string { return string(x402.EIP155(a.ChainID)) }
 
 var zeroAddress common.Address
 

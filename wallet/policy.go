@@ -195,20 +195,7 @@ func (p *Policy) Validate() error {
 // validDecimal reports a plain decimal ("12", "0.05"); its conversion with an asset's decimals
 // happens, exactly, when the asset is known.
 func validDecimal(s string) bool {
-	whole, frac, hasDot := strings.Cut(s, ".")
-	return len(s) <= 78 && digits(whole) && (!hasDot || digits(frac))
-}
-
-func digits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	return len(s) <= 78 && evm.IsDecimal(s)
 }
 
 // windowOf reads a cap's window name.

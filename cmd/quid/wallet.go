@@ -17,6 +17,7 @@ import (
 	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/store"
 	"github.com/quidpay/quid/wallet"
+	"github.com/quidpay/quid/x402"
 )
 
 // devRPC is where quid dev serves its chain: the default for balances.
@@ -220,7 +221,7 @@ func window(d time.Duration) string {
 // amountOf formats an amount of a trusted asset in its units, or in atomic units of an address.
 func amountOf(wf walletFlags, network string, asset common.Address, v evm.Amount) string {
 	for _, a := range wf.assets() {
-		if a.Address == asset && network == fmt.Sprintf("eip155:%d", a.ChainID) {
+		if a.Address == asset && network == string(x402.EIP155(a.ChainID)) {
 			return a.Format(v)
 		}
 	}
