@@ -579,13 +579,9 @@ func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, charge *Charge,
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	b, _ := x402.Marshal(struct {
+	writeJSON(w, status, struct {
 		Error string `json:"error"`
 	}{msg})
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
 }
 
 // paidHeaders marks a paid response: the rail's receipt headers, and no shared caching, since a

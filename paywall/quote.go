@@ -328,11 +328,11 @@ func (p *Paywall) quotable(method, path string) *route {
 	return nil
 }
 
+// writeJSON writes v as the JSON body of a status answer.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := x402.Marshal(v)
 	if err != nil {
-		writeJSONError(w, http.StatusInternalServerError, "cannot encode the answer")
-		return
+		status, b = http.StatusInternalServerError, []byte(`{"error":"cannot encode the answer"}`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))

@@ -463,12 +463,8 @@ func (p *Paywall) record(r *http.Request, rt *route, charge *Charge, pay Payment
 
 // writeJSONReason writes {"error": msg, "reason": reason}.
 func writeJSONReason(w http.ResponseWriter, status int, reason x402.Reason, msg string) {
-	b, _ := x402.Marshal(struct {
+	writeJSON(w, status, struct {
 		Error  string      `json:"error"`
 		Reason x402.Reason `json:"reason"`
 	}{msg, reason})
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
 }
