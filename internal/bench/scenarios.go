@@ -205,16 +205,9 @@ func runFacilitatorVerify(ctx context.Context, b *runner, r *Result) error {
 		return err
 	}
 	defer q.close()
-	req, domain := q.requirements(), q.token.Domain()
-	resource := &x402.ResourceInfo{URL: "http://127.0.0.1/weather"}
 	r.Processes = processes(q.chainEnv, "load generator signing each payment, quid's facilitator with its JSON-RPC client, SQLite")
 	r.Note = "Nothing settles these payments, so their reservations pile up for the window, as they would for a seller that verified and never settled."
-	s, err := b.load(ctx, r, loadConfig{started: q.rec.window, chainPID: q.pid}, one(func(ctx context.Context, w int) error {
-		p, err := payment(q.payers[w%len(q.payers)], domain, req, resource, nil)
-		if err != nil {
-			return err
-		}
-		defer q.rec.since("facilitator.Verify", time.Now())
+	_, err = q.facilitatorLoad(ctx, b, r, "facilitator.Verify", func(ctx context.Context, p *x402.PaymentPayload, req x402.PaymentRequirements) error {
 		v, err := q.fac.Verify(ctx, p, req)
 		if err != nil {
 			return err
@@ -223,13 +216,29 @@ func runFacilitatorVerify(ctx context.Context, b *runner, r *Result) error {
 			return fmt.Errorf("invalid: %s %s", v.InvalidReason, v.InvalidMessage)
 		}
 		return nil
+	})
+	return err
+}
+
+// facilitatorLoad runs call, timed as phase, on a freshly signed payment per operation, then
+// reports the phases and the chain.
+func (q *quidStack) facilitatorLoad(ctx context.Context, b *runner, r *Result, phase string, call func(context.Context, *x402.PaymentPayload, x402.PaymentRequirements) error) (*sample, error) {
+	req, domain := q.requirements(), q.token.Domain()
+	resource := &x402.ResourceInfo{URL: "http://127.0.0.1/weather"}
+	s, err := b.load(ctx, r, loadConfig{started: q.rec.window, chainPID: q.pid}, one(func(ctx context.Context, w int) error {
+		p, err := payment(q.payers[w%len(q.payers)], domain, req, resource, nil)
+		if err != nil {
+			return err
+		}
+		defer q.rec.since(phase, time.Now())
+		return call(ctx, p, req)
 	}))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.Phases = q.rec.phases(s.units)
 	q.chainDetail(ctx, r, b.cfg.ChainLead)
-	return nil
+	return s, nil
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -651,20 +660,13 @@ func runSettleFacilitator(ctx context.Context, b *runner, r *Result) error {
 		return err
 	}
 	defer q.close()
-	req, domain := q.requirements(), q.token.Domain()
-	resource := &x402.ResourceInfo{URL: "http://127.0.0.1/weather"}
 	before, err := q.balance(ctx, q.seller.Address)
 	if err != nil {
 		return err
 	}
 	r.Processes = processes(q.chainEnv, "load generator signing the payments, quid's facilitator with its JSON-RPC client, SQLite")
 	r.Note = "One relayer key (the default); its sends are serialized, transactions sent meanwhile share blocks."
-	s, err := b.load(ctx, r, loadConfig{started: q.rec.window, chainPID: q.pid}, one(func(ctx context.Context, w int) error {
-		p, err := payment(q.payers[w%len(q.payers)], domain, req, resource, nil)
-		if err != nil {
-			return err
-		}
-		defer q.rec.since("facilitator.Settle", time.Now())
+	s, err := q.facilitatorLoad(ctx, b, r, "facilitator.Settle", func(ctx context.Context, p *x402.PaymentPayload, req x402.PaymentRequirements) error {
 		res, err := q.fac.Settle(ctx, p, req)
 		if err != nil {
 			return err
@@ -673,12 +675,10 @@ func runSettleFacilitator(ctx context.Context, b *runner, r *Result) error {
 			return fmt.Errorf("settlement failed: %s %s", res.ErrorReason, res.ErrorMessage)
 		}
 		return nil
-	}))
+	})
 	if err != nil {
 		return err
 	}
-	r.Phases = q.rec.phases(s.units)
-	q.chainDetail(ctx, r, b.cfg.ChainLead)
 	return q.checkPaid(ctx, r, before, s.succeeded)
 }
 
