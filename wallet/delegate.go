@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quidpay/quid/evm"
 	"github.com/quidpay/quid/store"
 )
 
@@ -41,7 +42,7 @@ func (w *Wallet) Delegate(ctx context.Context, limit string, ttl time.Duration, 
 		}
 	}
 	for _, p := range scope.Payees {
-		if !addressIn(parseAddressOrZero(p), []string{p}) {
+		if _, err := evm.ParseAddress(p); err != nil {
 			return nil, fmt.Errorf("wallet: delegation payee %q is not an address", p)
 		}
 	}
